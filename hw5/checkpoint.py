@@ -1,0 +1,149 @@
+"""Checkpoints: safetensors weights, a JSON sidecar, and (for resumable runs) optimizer state.
+
+A checkpoint is a folder::
+
+    checkpoint.json                 config, epoch, history, file names and SHA-256 digests
+    weights-epoch0003.safetensors   every module's tensors, keys "<module>.<parameter>"
+    trainer-epoch0003.pt            optimizer states (read back with torch.load(weights_only=True))
+
+Each file is written atomically (:mod:`hw5.files`); the binaries first, ``checkpoint.json`` last. The
+JSON is the commit point: until it is replaced, it still names the previous epoch's files, which are
+deleted only after the new JSON is in place. An interruption at any moment therefore leaves a complete
+checkpoint. The random state needs no blob: loops reseed at every epoch from ``(seed, epoch)``
+(:func:`hw5.utils.epoch_seed`), both of which the JSON holds.
+
+Shipped weights (``hw5/weights/<name>/``) use the same format without the trainer file. Nothing is
+ever unpickled: weights come from safetensors and optimizer state through the weights-only loader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from .files import _jsonable, atomic_write_bytes, read_json, write_json
+
+FORMAT_VERSION = 1
+SIDECAR = "checkpoint.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not fit what it is loaded into, or is incomplete; the message says which."""
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A JSON-normalised dict of a dataclass or mapping (tuples become lists, as after a JSON round trip)."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    return json.loads(json.dumps(_jsonable(dict(config))))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _state_tensors(modules: Mapping[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for name, module in modules.items():
+        for key, value in module.state_dict().items():
+            # safetensors refuses shared or strided storage: store a compact CPU copy of each tensor.
+            tensors[f"{name}.{key}"] = value.detach().to("cpu", copy=True).contiguous()
+    return tensors
+
+
+def save_checkpoint(directory: str | Path, modules: Mapping[str, torch.nn.Module], config: Any,
+                    state: Mapping[str, Any], optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+                    tag: str | None = None) -> Path:
+    """Write a checkpoint of ``modules`` (and ``optimizers``) into ``directory``; returns the sidecar path.
+
+    ``config`` identifies what was trained (a dataclass or dict: loading into another config fails);
+    ``state`` is JSON-able training state (it must hold ``epoch``; typically also ``history``).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tag = tag or f"epoch{int(state['epoch']):04d}"
+    old = read_json(directory / SIDECAR) if (directory / SIDECAR).exists() else None
+
+    files, digests = {}, {}
+    weights = save_safetensors(_state_tensors(modules))
+    files["weights"] = f"weights-{tag}.safetensors"
+    digests["weights"] = _sha256(weights)
+    atomic_write_bytes(directory / files["weights"], weights)
+    if optimizers:
+        buffer = io.BytesIO()
+        torch.save({name: opt.state_dict() for name, opt in optimizers.items()}, buffer)
+        files["trainer"] = f"trainer-{tag}.pt"
+        digests["trainer"] = _sha256(buffer.getvalue())
+        atomic_write_bytes(directory / files["trainer"], buffer.getvalue())
+
+    sidecar = {"format": FORMAT_VERSION, "modules": sorted(modules), "config": config_dict(config),
+               **dict(state), "files": files, "sha256": digests}
+    write_json(directory / SIDECAR, sidecar)
+    if old is not None:  # only now that the new sidecar is committed are the old files unreferenced
+        for name in set(old.get("files", {}).values()) - set(files.values()):
+            (directory / name).unlink(missing_ok=True)
+    return directory / SIDECAR
+
+
+def has_checkpoint(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a committed checkpoint."""
+    return (Path(directory) / SIDECAR).is_file()
+
+
+def _read_verified(directory: Path, sidecar: dict, key: str) -> bytes:
+    path = directory / sidecar["files"][key]
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the checkpoint in {directory} is incomplete. "
+                              "Delete the folder to start the run afresh.")
+    data = path.read_bytes()
+    if _sha256(data) != sidecar["sha256"][key]:
+        raise CheckpointError(f"{path} does not match the SHA-256 recorded in {directory / SIDECAR}; "
+                              "the file is corrupt. Delete the folder to start the run afresh.")
+    return data
+
+
+def load_checkpoint(directory: str | Path, modules: Mapping[str, torch.nn.Module], config: Any = None,
+                    optimizers: Mapping[str, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
+    """Load a checkpoint into ``modules`` (and ``optimizers``); returns the sidecar's dict.
+
+    Raises :class:`CheckpointError` when ``config`` is given and differs from the saved one (naming
+    both), when the module names differ, or when a file is missing or corrupt.
+    """
+    directory = Path(directory)
+    if not has_checkpoint(directory):
+        raise CheckpointError(f"no checkpoint in {directory} ({SIDECAR} not found)")
+    sidecar = read_json(directory / SIDECAR)
+    if config is not None and sidecar["config"] != config_dict(config):
+        raise CheckpointError(
+            f"the checkpoint in {directory} was saved with config\n  {sidecar['config']}\n"
+            f"but is being loaded with config\n  {config_dict(config)}\n"
+            "Use the config it was trained with, or another checkpoint folder for the new config."
+        )
+    if sidecar["modules"] != sorted(modules):
+        raise CheckpointError(f"the checkpoint in {directory} holds modules {sidecar['modules']}, "
+                              f"not {sorted(modules)}")
+    tensors = load_safetensors(_read_verified(directory, sidecar, "weights"))
+    for name, module in modules.items():
+        prefix = f"{name}."
+        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(own)
+        except RuntimeError as exc:
+            raise CheckpointError(f"weights of {name!r} in {directory} do not fit the model: {exc}") from exc
+    if optimizers:
+        if "trainer" not in sidecar["files"]:
+            raise CheckpointError(f"the checkpoint in {directory} holds no optimizer state (weights only)")
+        buffer = io.BytesIO(_read_verified(directory, sidecar, "trainer"))
+        saved = torch.load(buffer, map_location="cpu", weights_only=True)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(saved[name])
+    return sidecar

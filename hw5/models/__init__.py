@@ -1,0 +1,1 @@
+"""Model families: pure maths, no data loading, file I/O or plotting."""

@@ -1,0 +1,51 @@
+"""A small CNN classifier for 28x28 grey images: the judge of generated samples.
+
+Problem 1 uses one trained on MNIST for the classifier-based Inception Score and the Frechet distance
+in its penultimate feature space (FD-classifier); Problem 3 uses one trained on Fashion-MNIST to check
+whether the C-VAE's class-c samples are recognised as class c.
+
+    1x28x28 -conv 3x3-> 32x28x28 -conv 3x3-> 32x28x28 -maxpool-> 32x14x14
+            -conv 3x3-> 64x14x14 -conv 3x3-> 64x14x14 -maxpool-> 64x7x7
+            -flatten-> 3136 -Linear-> 128 (features) -Linear-> 10 logits
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    """Two 3x3 same-padding convolutions with batch norm and ReLU, then 2x2 max-pooling (H, W halve)."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+class Classifier(nn.Module):
+    """p(y | x) = softmax(W2 relu(W1 phi_conv(x) + b1) + b2) for x in [0, 1]^{1x28x28}."""
+
+    def __init__(self, num_classes: int = 10, width: int = 32, feature_dim: int = 128,
+                 dropout: float = 0.3) -> None:
+        super().__init__()
+        self.hparams = {"num_classes": num_classes, "width": width, "feature_dim": feature_dim,
+                        "dropout": dropout}
+        self.convs = nn.Sequential(
+            _block(1, width),  # 1x28x28 -> width x14x14
+            _block(width, 2 * width),  # width x14x14 -> 2width x7x7
+        )
+        self.to_features = nn.Sequential(
+            nn.Flatten(),  # (B, 2width, 7, 7) -> (B, 2width*49)
+            nn.Linear(2 * width * 49, feature_dim), nn.ReLU(inplace=True),
+        )
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate representation (B, feature_dim) used by the FD-classifier metric."""
+        return self.to_features(self.convs(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, num_classes)."""
+        return self.head(self.features(x))

@@ -1,0 +1,74 @@
+"""Shipped weights: ``hw5.pretrained("dcgan")`` returns a trained model in one call, no training.
+
+Each shipped model is a weights-only checkpoint folder ``hw5/weights/<name>/`` (see
+:mod:`hw5.checkpoint`) whose ``checkpoint.json`` also names the model class (``builder``), its
+constructor arguments (``hparams``) and what the run recorded (epochs, history, metrics). Only classes
+inside the ``hw5`` package can be built, so a tampered sidecar cannot import arbitrary code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, has_checkpoint, load_checkpoint, save_checkpoint
+from .files import read_json
+from .utils import SHIPPED_WEIGHTS, get_device, weights_dir
+
+SIDECAR = "checkpoint.json"
+
+
+def _submodules(model: nn.Module, names: list[str]) -> dict[str, nn.Module]:
+    return {"model": model} if names == ["model"] else {name: getattr(model, name) for name in names}
+
+
+def export_pretrained(name: str, model: nn.Module, config: Any, state: dict[str, Any],
+                      modules: list[str] | None = None, directory: str | Path | None = None) -> Path:
+    """Save ``model`` as shipped weights ``<weights_dir>/<name>/`` (no optimizer state).
+
+    ``model.hparams`` must hold its constructor arguments; ``modules`` names the sub-modules to store
+    (default: the whole model as ``"model"``); ``state`` is JSON-able (epoch, history, metrics...).
+    """
+    cls = type(model)
+    if not cls.__module__.startswith("hw5."):
+        raise ValueError(f"only hw5 models can be exported, not {cls.__module__}.{cls.__qualname__}")
+    names = modules or ["model"]
+    directory = Path(directory) if directory is not None else weights_dir() / name
+    state = {"epoch": 0, **state, "builder": f"{cls.__module__}:{cls.__qualname__}",
+             "hparams": dict(model.hparams)}
+    return save_checkpoint(directory, _submodules(model, names), config, state, tag="final")
+
+
+def available(directory: str | Path | None = None) -> list[str]:
+    """Names of the shipped models."""
+    root = Path(directory) if directory is not None else SHIPPED_WEIGHTS
+    return sorted(p.name for p in root.iterdir() if has_checkpoint(p)) if root.is_dir() else []
+
+
+def pretrained_info(name: str, directory: str | Path | None = None) -> dict[str, Any]:
+    """The sidecar of shipped model ``name``: config, epochs, history and recorded metrics."""
+    root = Path(directory) if directory is not None else SHIPPED_WEIGHTS
+    if not has_checkpoint(root / name):
+        raise FileNotFoundError(
+            f"no shipped weights named {name!r} in {root} (available: {available(root) or 'none'}); "
+            "run the problem's notebook in full mode to train and export them."
+        )
+    return read_json(root / name / SIDECAR)
+
+
+def pretrained(name: str, device: str | torch.device | None = None,
+               directory: str | Path | None = None) -> nn.Module:
+    """Build shipped model ``name`` and load its weights; returned in eval mode on ``device``."""
+    root = Path(directory) if directory is not None else SHIPPED_WEIGHTS
+    info = pretrained_info(name, root)
+    module_name, _, qualname = info["builder"].partition(":")
+    if not module_name.startswith("hw5."):
+        raise CheckpointError(f"{root / name / SIDECAR} names builder {info['builder']!r} outside hw5")
+    cls = getattr(importlib.import_module(module_name), qualname)
+    model = cls(**info["hparams"])
+    load_checkpoint(root / name, _submodules(model, info["modules"]))
+    return model.to(get_device(device)).eval()

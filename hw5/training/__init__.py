@@ -1,0 +1,1 @@
+"""One explicit training loop per model family, each returning (model, history)."""
