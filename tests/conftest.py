@@ -1,8 +1,6 @@
-"""Shared test set-up: a headless matplotlib, no network, small real-data fixtures."""
+"""Shared test set-up: a headless matplotlib, a clean environment, an output folder fixture."""
 
 from __future__ import annotations
-
-import os
 
 import matplotlib
 
@@ -11,11 +9,15 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-# Tests never depend on how the suite was launched (the test command sets HW5_QUICK for the notebooks).
-for var in ("HW5_QUICK", "HW5_DEVICE", "HW5_OUT", "HW5_USE_SHIPPED"):
-    os.environ.pop(var, None)
-
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    """Tests never depend on how the suite was launched (the test command sets HW5_QUICK for the
+    notebooks, which run in the same pytest process after the tests)."""
+    for var in ("HW5_QUICK", "HW5_DEVICE", "HW5_OUT", "HW5_USE_SHIPPED"):
+        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture()

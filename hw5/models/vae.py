@@ -1,0 +1,180 @@
+"""The course's VAE and class-conditional VAE (C-VAE) for 28x28 Fashion-MNIST.
+
+Both follow the course template exactly; its layer names and sizes are kept (``fc1``, ``fc21``,
+``fc22``, ``fc3``, ``fc4``) because the template fixes them, so the homework's reference weights and
+ours share one state-dict layout::
+
+    encoder  x (784) [+ one-hot c (10)] -fc1-> 400 -act-> h -fc21-> mu (20)
+                                                            -fc22-> log sigma^2 (20)
+    decoder  z (20)  [+ one-hot c (10)] -fc3-> 400 -act-> -fc4-> 784 logits l,  p(x_j = 1 | z) = sigmoid(l_j)
+
+The generative model is p(z) = N(0, I_20), p_theta(x | z[, c]) = prod_j Bernoulli(x_j; sigmoid(l_j)),
+and the encoder is the diagonal Gaussian q_phi(z | x[, c]) = N(mu, diag(sigma^2)). The pixel values in
+[0, 1] are used as the Bernoulli "targets" (the course's binary cross-entropy loss), so
+log p(x | z) = sum_j [x_j log sigmoid(l_j) + (1 - x_j) log(1 - sigmoid(l_j))] = -BCE(l, x).
+
+Training maximises the evidence lower bound of each image,
+
+    ELBO(x) = E_{q(z|x)}[log p(x | z)] - KL(q(z | x) || p(z))  <=  log p(x),
+
+estimated with one reparameterised sample z = mu + sigma * eps, eps ~ N(0, I), and the KL term in
+closed form. Losses are reported per image, in nats: ``recon`` = -log p(x | z) (BCE summed over the 784
+pixels), ``kl`` = KL, ``neg_elbo`` = recon + kl. The decoder returns logits; the sigmoid is applied only
+for display and sampling. Nothing here loads data or writes files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_IN, N_HID, Z_DIM, N_CLASSES = 784, 400, 20, 10  # fixed by the course template
+ACTIVATIONS = {
+    "relu": F.relu,  # the course-lab default
+    "elu": F.elu,
+    "softplus": F.softplus,
+    "tanh": torch.tanh,
+    "silu": F.silu,
+}
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _check_template(n_in: int, n_hid: int, z_dim: int, n_classes: int) -> None:
+    fixed = {"n_in": (n_in, N_IN), "n_hid": (n_hid, N_HID), "z_dim": (z_dim, Z_DIM), "n_classes": (n_classes, N_CLASSES)}
+    for name, (got, want) in fixed.items():
+        if got != want:
+            raise ValueError(f"{name}={got}, but the course template fixes {name}={want} (784 = 28x28 pixels, "
+                             "400 hidden units, a 20-d latent, 10 Fashion-MNIST classes); use the default.")
+
+
+class VAE(nn.Module):
+    """The template's VAE: q(z | x) = N(mu(x), diag exp(logvar(x))), p(x | z) = Bernoulli(sigmoid(l(z))).
+
+    Every method takes a class ``c`` too, and ignores it, so the VAE and the C-VAE share one interface:
+    ``encode(x, c)``, ``reparameterize(mu, logvar)``, ``decode(z, c)``, ``forward(x, c)``, ``sample(n, c)``.
+    """
+
+    conditional = False
+
+    def __init__(self, n_in: int = N_IN, n_hid: int = N_HID, z_dim: int = Z_DIM, n_classes: int = N_CLASSES,
+                 activation: str = "relu") -> None:
+        super().__init__()
+        _check_template(n_in, n_hid, z_dim, n_classes)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.hparams = {"n_in": n_in, "n_hid": n_hid, "z_dim": z_dim, "n_classes": n_classes,
+                        "activation": activation}
+        self.n_in, self.z_dim, self.n_classes = n_in, z_dim, n_classes
+        self.act = ACTIVATIONS[activation]
+        n_cond = n_classes if self.conditional else 0
+        self.fc1 = nn.Linear(n_in + n_cond, n_hid)  # [x, c] -> h
+        self.fc21 = nn.Linear(n_hid, z_dim)  # h -> mu
+        self.fc22 = nn.Linear(n_hid, z_dim)  # h -> log sigma^2
+        self.fc3 = nn.Linear(z_dim + n_cond, n_hid)  # [z, c] -> h'
+        self.fc4 = nn.Linear(n_hid, n_in)  # h' -> logits
+
+    # -- conditioning --------------------------------------------------------------------------------
+    def _with_class(self, v: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """[v, onehot(c)] for the C-VAE, v unchanged for the VAE. ``c``: labels (B,) or one-hots (B, 10)."""
+        if not self.conditional:
+            return v
+        return torch.cat([v, self.one_hot(c, v.shape[0]).to(v.dtype)], dim=1)  # (B, d) -> (B, d + 10)
+
+    def one_hot(self, c: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Class labels (B,) -> one-hot rows (B, n_classes); one-hot input is checked and passed through."""
+        if c is None:
+            raise ValueError("the C-VAE needs the class c of every image (int labels (B,) or one-hots (B, 10))")
+        if c.dim() == 2:
+            if c.shape != (batch, self.n_classes):
+                raise ValueError(f"one-hot classes must have shape ({batch}, {self.n_classes}), got {tuple(c.shape)}")
+            return c
+        if c.shape != (batch,):
+            raise ValueError(f"expected {batch} class labels, got shape {tuple(c.shape)}")
+        return F.one_hot(c.long(), self.n_classes)
+
+    # -- the template's four methods -----------------------------------------------------------------
+    def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, log sigma^2) of q(z | x[, c]):  h = act(W1 [x, c] + b1),  mu = W21 h + b21,  logvar = W22 h + b22."""
+        x = x.reshape(x.shape[0], self.n_in)  # (B, 1, 28, 28) -> (B, 784)
+        h = self.act(self.fc1(self._with_class(x, c)))
+        return self.fc21(h), self.fc22(h)
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps, sigma = exp(logvar / 2), eps ~ N(0, I): a sample of q that is differentiable
+        in (mu, logvar)."""
+        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Bernoulli logits l of p(x | z[, c]), shape (B, 784):  l = W4 act(W3 [z, c] + b3) + b4."""
+        return self.fc4(self.act(self.fc3(self._with_class(z, c))))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits of p(x | z), mu, logvar) for one reparameterised z ~ q(z | x[, c])."""
+        mu, logvar = self.encode(x, c)
+        return self.decode(self.reparameterize(mu, logvar, generator), c), mu, logvar
+
+    # -- generation ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, c: torch.Tensor | int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images E[x | z] = sigmoid(decode(z, c)), z ~ N(0, I), for display: (n, 1, 28, 28) in [0, 1].
+
+        For the C-VAE, ``c`` is one class (an int: n images of that class) or n labels; the VAE ignores it.
+        ``generator`` (on the model's device) makes the draw reproducible.
+        """
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.z_dim, device=device, generator=generator)
+        if self.conditional:
+            if c is None:
+                raise ValueError("C-VAE.sample needs a class c (an int, or n labels)")
+            c = torch.full((n,), int(c), device=device) if isinstance(c, int) else c.to(device)
+        return torch.sigmoid(self.decode(z, c)).view(n, 1, 28, 28)  # (n, 784) -> (n, 1, 28, 28)
+
+
+class CVAE(VAE):
+    """The template's C-VAE: q(z | x, c), p(x | z, c) with the one-hot class c concatenated to the encoder's
+    input (784 + 10 -> 400) and the decoder's input (20 + 10 -> 400); the prior p(z) = N(0, I) ignores c.
+    The bound is on the class-conditional likelihood:  log p(x | c) >= E_q[log p(x | z, c)] - KL(q(z|x,c) || p(z))."""
+
+    conditional = True
+
+
+# -- the loss ---------------------------------------------------------------------------------------------
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag sigma^2) || N(0, I)) per row, in closed form:
+
+        KL = 1/2 sum_d (mu_d^2 + sigma_d^2 - 1 - log sigma_d^2).      (B, M) -> (B,)
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x | z) = sum_j BCE(l_j, x_j) = sum_j [softplus(l_j) - x_j l_j], per row: (B, 784) -> (B,)."""
+    x = x.reshape(logits.shape)  # (B, 1, 28, 28) -> (B, 784)
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+
+
+def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+             beta: float = 1.0) -> dict[str, torch.Tensor]:
+    """Batch means (nats per image) of recon = -log p(x|z), kl = KL(q || p), neg_elbo = recon + kl, and the
+    training objective ``loss`` = recon + beta * kl (beta < 1 only during an optional KL warm-up; beta = 1
+    is the negative ELBO)."""
+    recon, kl = bernoulli_nll(logits, x).mean(), gaussian_kl(mu, logvar).mean()
+    return {"loss": recon + beta * kl, "neg_elbo": recon + kl, "recon": recon, "kl": kl}
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) summed over the last axis (standard normal when mu, logvar are None):
+
+        -1/2 sum_d [log 2 pi + logvar_d + (z_d - mu_d)^2 / exp(logvar_d)].
+    """
+    if mu is None:
+        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)

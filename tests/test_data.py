@@ -1,0 +1,253 @@
+"""Datasets: real files, MD5 and IDX validation, root resolution, download, cache, batching, splits."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hw5 import data
+
+SHARED = data.REPO_ROOT.parent / "shared" / "data"
+
+
+def _real_root() -> Path:
+    """A root holding the canonical raw files (../shared/data, else wherever hw5 finds them)."""
+    return data.locate("MNIST")
+
+
+@pytest.mark.parametrize("name", ["MNIST", "KMNIST", "FashionMNIST"])
+def test_real_files_shapes_and_label_counts(name):
+    x, y = data.load(name, "train")
+    xt, yt = data.load(name, "test")
+    assert x.shape == (60000, 28, 28) and x.dtype == torch.uint8
+    assert xt.shape == (10000, 28, 28) and y.dtype == yt.dtype == torch.int64
+    assert y.shape == (60000,) and yt.shape == (10000,)
+    assert set(y.unique().tolist()) == set(range(10)) == set(yt.unique().tolist())
+    if name != "MNIST":  # KMNIST and Fashion-MNIST are balanced; MNIST is not
+        assert y.bincount().tolist() == [6000] * 10
+        assert yt.bincount().tolist() == [1000] * 10
+    assert len(data.class_names(name)) == 10
+    assert int(x.max()) == 255 and int(x.min()) == 0
+
+
+def test_unknown_dataset_and_split_are_rejected():
+    with pytest.raises(ValueError, match="unknown dataset 'CIFAR'"):
+        data.load("CIFAR")
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        data.load("MNIST", "val")
+
+
+@pytest.fixture()
+def mnist_copy(tmp_path) -> Path:
+    """A private copy of the MNIST raw files: ``<tmp>/root/MNIST/raw/*.gz``."""
+    src = _real_root() / "MNIST" / "raw"
+    dst = tmp_path / "root" / "MNIST" / "raw"
+    dst.mkdir(parents=True)
+    for f in src.glob("*.gz"):
+        shutil.copy(f, dst / f.name)
+    return tmp_path / "root"
+
+
+def test_load_from_explicit_root_builds_cache_and_matches(mnist_copy, tmp_path):
+    cache = tmp_path / "cache"
+    x, y = data.load("MNIST", "test", roots=[mnist_copy], cache_dir=cache, allow_download=False)
+    assert (cache / "cache" / "MNIST" / "test-images.npy").is_file()
+    ref_x, ref_y = data.load("MNIST", "test")
+    assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
+    shutil.rmtree(mnist_copy)  # the raw files are gone: the second load must come from the cache
+    x2, y2 = data.load("MNIST", "test", roots=[mnist_copy], cache_dir=cache, allow_download=False)
+    assert torch.equal(x2, x) and torch.equal(y2, y)
+
+
+def test_damaged_cache_is_rebuilt(mnist_copy, tmp_path):
+    cache = tmp_path / "cache"
+    x, _ = data.load("MNIST", "test", roots=[mnist_copy], cache_dir=cache, allow_download=False)
+    (cache / "cache" / "MNIST" / "test-images.npy").write_bytes(b"not an array")
+    x2, _ = data.load("MNIST", "test", roots=[mnist_copy], cache_dir=cache, allow_download=False)
+    assert torch.equal(x, x2)
+
+
+def test_corrupted_file_fails_md5_with_clear_message(mnist_copy, tmp_path):
+    bad = mnist_copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(bad.read_bytes())
+    raw[100] ^= 0xFF  # one flipped byte, same length
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(data.DataError) as err:
+        data.load("MNIST", "test", roots=[mnist_copy], cache_dir=tmp_path / "cache", allow_download=False)
+    msg = str(err.value)
+    assert str(bad) in msg and "MD5" in msg and "ec29112dd5afa0611ce80d1b7f02629c" in msg
+    assert "Delete it" in msg
+
+
+def _write_idx(path: Path, magic: int, dims: tuple[int, ...], payload: bytes) -> None:
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + payload)
+
+
+def test_read_idx_validates_magic_dims_and_length(tmp_path):
+    good = tmp_path / "good.gz"
+    labels = np.arange(10, dtype=np.uint8) % 10
+    _write_idx(good, 0x801, (10,), labels.tobytes())
+    assert np.array_equal(data.read_idx(good, "labels", 10), labels)
+
+    wrong_magic = tmp_path / "magic.gz"
+    _write_idx(wrong_magic, 0x803, (10,), labels.tobytes())
+    with pytest.raises(data.DataError, match=r"magic.gz: IDX magic number 0x00000803, expected 0x00000801"):
+        data.read_idx(wrong_magic, "labels", 10)
+
+    wrong_dims = tmp_path / "dims.gz"
+    _write_idx(wrong_dims, 0x803, (2, 28, 27), bytes(2 * 28 * 27))
+    with pytest.raises(data.DataError, match=r"dims.gz: IDX dimensions \(2, 28, 27\), expected \(2, 28, 28\)"):
+        data.read_idx(wrong_dims, "images", 2)
+
+    truncated = tmp_path / "short.gz"
+    _write_idx(truncated, 0x801, (10,), labels.tobytes()[:7])
+    with pytest.raises(data.DataError, match=r"short.gz: 7 data bytes after the header, expected 10"):
+        data.read_idx(truncated, "labels", 10)
+
+    empty = tmp_path / "empty.gz"
+    with gzip.open(empty, "wb") as fh:
+        fh.write(b"\x00\x00")
+    with pytest.raises(data.DataError, match="too short for an IDX header"):
+        data.read_idx(empty, "labels", 10)
+
+
+def _offline(monkeypatch) -> None:
+    """Point every mirror at a closed local port: downloads fail at once, as offline."""
+    info = data.DATASETS["MNIST"]
+    monkeypatch.setitem(data.DATASETS, "MNIST", dataclasses.replace(info, mirrors=("http://127.0.0.1:9/",)))
+
+
+def test_missing_dataset_offline_gives_one_clear_error(tmp_path, monkeypatch):
+    _offline(monkeypatch)
+    roots = [tmp_path / "a", tmp_path / "b"]
+    with pytest.raises(data.DataError) as err:
+        data.load("MNIST", "train", roots=roots, cache_dir=tmp_path / "cache")
+    msg = str(err.value)
+    for root in roots:
+        assert str(root / "MNIST" / "raw") in msg
+    assert "the download failed" in msg and "127.0.0.1:9" in msg and "Fix:" in msg and "HW5_DATA" in msg
+    assert not list((tmp_path / "cache").rglob("*.gz")), "a failed download must leave no file behind"
+
+    with pytest.raises(data.DataError, match="downloading is disabled"):
+        data.load("MNIST", "train", roots=roots, cache_dir=tmp_path / "cache", allow_download=False)
+
+
+def test_hw5_data_environment_variable_comes_first(mnist_copy, monkeypatch):
+    monkeypatch.setenv("HW5_DATA", str(mnist_copy))
+    assert data.default_roots()[0] == mnist_copy
+    assert data.locate("MNIST") == mnist_copy
+
+
+def test_download_from_a_mirror_verifies_and_renames(mnist_copy, tmp_path, monkeypatch):
+    """Serve the real files over local HTTP: hw5 downloads them into the cache and loads them."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mnist_copy / "MNIST" / "raw"))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        info = data.DATASETS["MNIST"]
+        mirrors = ("http://127.0.0.1:9/", f"http://127.0.0.1:{server.server_address[1]}/")  # first one fails
+        monkeypatch.setitem(data.DATASETS, "MNIST", dataclasses.replace(info, mirrors=mirrors))
+        cache = tmp_path / "dl"
+        x, y = data.load("MNIST", "test", roots=[tmp_path / "nowhere"], cache_dir=cache)
+    finally:
+        server.shutdown()
+    assert sorted(p.name for p in (cache / "MNIST" / "raw").iterdir()) == sorted(info.md5)
+    assert x.shape == (10000, 28, 28) and torch.equal(y, data.load("MNIST", "test")[1])
+
+
+def test_download_with_wrong_checksum_is_refused(mnist_copy, tmp_path, monkeypatch):
+    raw = mnist_copy / "MNIST" / "raw"
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"tampered")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(raw))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        info = data.DATASETS["MNIST"]
+        mirror = (f"http://127.0.0.1:{server.server_address[1]}/",)
+        monkeypatch.setitem(data.DATASETS, "MNIST", dataclasses.replace(info, mirrors=mirror))
+        with pytest.raises(data.DataError, match="does not match the published ec29112d"):
+            data.download("MNIST", tmp_path / "dl")
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "dl" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_shared_data_is_never_written(tmp_path):
+    if not SHARED.is_dir():
+        pytest.skip("no ../shared/data beside the repository")
+    before = {p: p.stat().st_mtime_ns for p in SHARED.rglob("*")}
+    data.load("KMNIST", "test", cache_dir=tmp_path)  # a fresh cache: the raw files are read again
+    assert {p: p.stat().st_mtime_ns for p in SHARED.rglob("*")} == before
+
+
+def test_scaling_helpers():
+    x = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)
+    unit, signed = data.to_unit(x), data.to_signed(x)
+    assert unit.shape == signed.shape == (1, 1, 2, 2)
+    assert torch.allclose(unit.flatten(), torch.tensor([0.0, 1.0, 0.2, 0.4]))
+    assert torch.allclose(signed.flatten(), torch.tensor([-1.0, 1.0, -0.6, -0.2]))
+
+
+def test_minibatches_visit_every_index_once_and_are_seeded():
+    idx = torch.arange(1003)
+    other = idx * 10
+
+    def epoch(seed):
+        return list(data.minibatches(idx, other, batch_size=100, generator=torch.Generator().manual_seed(seed)))
+
+    batches = epoch(0)
+    assert len(batches) == data.num_batches(1003, 100) == 11
+    assert [len(b[0]) for b in batches] == [100] * 10 + [3]
+    seen = torch.cat([b[0] for b in batches])
+    assert torch.equal(seen.sort().values, idx), "every index exactly once"
+    assert not torch.equal(seen, idx), "shuffled"
+    assert all(torch.equal(b[1], b[0] * 10) for b in batches), "tensors stay aligned"
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, epoch(0))), "same seed, same batches"
+    assert not torch.equal(torch.cat([b[0] for b in epoch(1)]), seen), "another seed, another order"
+
+    dropped = list(data.minibatches(idx, batch_size=100, drop_last=True, generator=torch.Generator().manual_seed(0)))
+    assert len(dropped) == data.num_batches(1003, 100, drop_last=True) == 10
+    ordered = torch.cat([b[0] for b in data.minibatches(idx, batch_size=7, shuffle=False)])
+    assert torch.equal(ordered, idx)
+
+
+def test_minibatches_reject_bad_input():
+    with pytest.raises(ValueError, match="differ in length"):
+        next(data.minibatches(torch.zeros(5), torch.zeros(6), batch_size=2))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        next(data.minibatches(torch.zeros(5), batch_size=0))
+
+
+def test_stratified_subset_counts_and_seed():
+    _, y = data.load("MNIST", "train")
+    sub = data.stratified_subset(y, 600, seed=0)
+    assert sub.numel() == 6000 and sub.unique().numel() == 6000
+    assert torch.equal(sub, sub.sort().values)
+    assert y[sub].bincount().tolist() == [600] * 10
+    assert torch.equal(sub, data.stratified_subset(y, 600, seed=0))
+    assert not torch.equal(sub, data.stratified_subset(y, 600, seed=1))
+    with pytest.raises(ValueError, match="class 0 has 5923 items, fewer than per_class=6000"):
+        data.stratified_subset(y, 6000, seed=0)
+
+
+def test_train_val_split_sizes_disjoint_and_seeded():
+    train, val = data.train_val_split(60000, 0.2, seed=0)
+    assert train.numel() == 48000 and val.numel() == 12000
+    assert torch.equal(torch.cat([train, val]).sort().values, torch.arange(60000))
+    assert torch.equal(val, data.train_val_split(60000, 0.2, seed=0)[1])
+    assert not torch.equal(val, data.train_val_split(60000, 0.2, seed=1)[1])
+    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
+        data.train_val_split(10, 1.0, seed=0)
