@@ -1,0 +1,133 @@
+"""Problem 3's figures: learning curves, reconstructions, samples, the class grid, interpolations, the
+decoding of one z under every class, and the two t-SNE maps side by side. Plots only draw what they are
+given (histories, images, embeddings); they compute nothing about the models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from . import plot_curves, show_grid, tile
+
+
+def plot_vae_histories(histories: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """Three panels per run family: negative ELBO (train and validation, best epoch marked), and its two
+    parts, the reconstruction term and the KL term, on the validation split."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for label, h in histories.items():
+        epochs = np.arange(1, len(h["val_neg_elbo"]) + 1)
+        (line,) = axes[0].plot(epochs, h["val_neg_elbo"], label=f"{label} validation", lw=1.5)
+        axes[0].plot(epochs, h["train_neg_elbo"], color=line.get_color(), ls="--", lw=1, label=f"{label} train")
+        axes[0].axvline(h["best_epoch"], color=line.get_color(), ls=":", lw=1)
+        axes[1].plot(epochs, h["val_recon"], color=line.get_color(), label=label)
+        axes[2].plot(epochs, h["val_kl"], color=line.get_color(), label=label)
+    lo = min(min(h["val_neg_elbo"] + h["train_neg_elbo"]) for h in histories.values())
+    axes[0].set_ylim(lo - 2, lo + 25)
+    for ax, title in zip(axes, ("negative ELBO (nats / image); dotted: best validation epoch",
+                                "validation reconstruction -log p(x|z)", "validation KL(q(z|x) || p(z))")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[1].set_ylim(axes[1].get_ylim()[0], np.percentile(np.concatenate(
+        [h["val_recon"] for h in histories.values()]), 95))
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(results: Mapping[str, Sequence[float]], title: str) -> Figure:
+    """Validation negative ELBO per epoch of several candidate settings, on one axis."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    plot_curves(ax, results, ylabel="validation neg. ELBO (nats)", title=title)
+    lo = min(min(v) for v in results.values())
+    ax.set_ylim(lo - 1, lo + 12)
+    fig.tight_layout()
+    return fig
+
+
+def image_rows(rows: Mapping[str, torch.Tensor], row_height: float = 0.62, title: str | None = None) -> Figure:
+    """One labelled row of images per entry (each (n, 1, 28, 28) in [0, 1]), the label on the left."""
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.6 * n + 1.6, row_height * len(rows) + 0.4), squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], rows.items()):
+        ax.imshow(tile(images, n), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(h_pad=0.2)
+    return fig
+
+
+def sample_grid(images: torch.Tensor, ncol: int, title: str) -> Figure:
+    """A plain grid of samples."""
+    fig, ax = plt.subplots(figsize=(0.6 * ncol + 0.4, 0.6 * -(-len(images) // ncol) + 0.6))
+    show_grid(images, ncol, ax=ax, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def tsne_side_by_side(embeddings: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str],
+                      subtitles: Mapping[str, str] | None = None) -> Figure:
+    """The 2-D t-SNE maps of several models next to each other, points coloured by class, one legend."""
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(6.2 * len(embeddings), 6.2), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (name, emb) in zip(axes[0], embeddings.items()):
+        for c, cname in enumerate(class_names):
+            pts = emb[labels == c]
+            ax.scatter(pts[:, 0], pts[:, 1], s=2, color=cmap(c), alpha=0.6, label=cname, rasterized=True)
+        ax.set_title(name + ("\n" + subtitles[name] if subtitles and name in subtitles else ""), fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(c), label=n) for c, n in enumerate(class_names)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(class_names), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def class_by_class(images: torch.Tensor, class_names: Sequence[str], title: str,
+                   column_labels: Sequence[str] | None = None) -> Figure:
+    """A grid (rows, cols, 1, 28, 28) with one labelled row per entry of ``class_names``."""
+    rows, cols = images.shape[:2]
+    fig, ax = plt.subplots(figsize=(0.6 * cols + 1.6, 0.6 * rows + 0.8))
+    ax.imshow(tile(images.reshape(rows * cols, 1, 28, 28), cols), cmap="gray", vmin=0.0, vmax=1.0,
+              interpolation="nearest")  # (rows, cols, 1, 28, 28) -> (rows*cols, 1, 28, 28)
+    ax.set_yticks(np.arange(rows) * 30 + 14, class_names, fontsize=8)
+    if column_labels is not None:
+        ax.set_xticks(np.arange(cols) * 30 + 14, column_labels, fontsize=8, rotation=45, ha="right")
+        ax.xaxis.tick_top()
+    else:
+        ax.set_xticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
+    """Row-normalised confusion matrix (rows: class asked for, columns: class the classifier sees)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    rates = confusion / confusion.sum(1, keepdims=True)
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            if confusion[i, j]:
+                ax.text(j, i, f"{rates[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    ax.set_xlabel("classifier's prediction")
+    ax.set_ylabel("class given to the C-VAE")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
