@@ -1,0 +1,245 @@
+"""Gaussian-Bernoulli restricted Boltzmann machine (the course's ``RBM(D, F, k)`` template).
+
+Visible units v in R^D (real valued), hidden units h in {0, 1}^F, energy (the homework's, with the
+template's W of shape (F, D), so the homework's W_ij is ``W[j, i]``)::
+
+    E(v, h) = -( sum_ij W_ij h_j v_i / sigma_i - sum_i (v_i - b_i)^2 / (2 sigma_i^2) + sum_j alpha_j h_j )
+
+and p(v, h) = exp(-E(v, h)) / Z. Summing or integrating the exponent out gives (derivation in the
+Problem 2 notebook, proved numerically in ``tests/test_rbm.py``)::
+
+    p(h_j = 1 | v) = sigmoid(alpha_j + sum_i W_ij v_i / sigma_i)
+    p(v_i = x | h) = N(x; b_i + sigma_i sum_j W_ij h_j, sigma_i^2)
+    F(v) = -log sum_h exp(-E(v, h))
+         = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(alpha_j + sum_i W_ij v_i / sigma_i)
+
+Contrastive divergence (CD-k) minimises  L = mean F(v_data) - mean F(v_k)  with v_k, the end of a
+k-step Gibbs chain started at the data, held constant. Its gradient is the familiar update
+"model statistics minus data statistics" (:meth:`RBM.cd_gradients`), e.g. for W
+dL/dW_ji = < p(h_j=1|v) v_i / sigma_i >_{v_k} - < p(h_j=1|v) v_i / sigma_i >_{v_data}.
+
+Internally the chain runs in the scaled coordinates u = v / sigma, where every sigma disappears:
+p(h | v) = sigmoid(alpha + W u) and u | h ~ N(b / sigma + W^T h, I). That is the same chain, with
+fewer operations per step.
+
+The module also holds the template's pre-processing: each batch x of [0, 1] images is standardised
+with its own scalar mean and standard deviation, v = (x - mean(x)) / std(x) (:func:`standardize`);
+:func:`to_pixels` maps a visible vector back to [0, 1] pixels with the same two numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as fn
+from torch import nn
+
+
+def standardize(x: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The template's per-batch standardisation: v = (x - m) / s with scalar m = mean(x), s = std(x).
+
+    ``x`` is a batch of images in [0, 1], any shape; s is the unbiased standard deviation of all its
+    entries (``torch.std``'s default, as in the template), floored at ``eps`` so that a constant batch
+    gives zeros rather than NaN. Returns (v, m, s) with m and s 0-d tensors (no host synchronisation).
+    """
+    m = x.mean()
+    centred = x - m
+    # two-pass std = ||x - m|| / sqrt(n - 1), as torch.std but reusing the centred batch
+    s = (torch.linalg.vector_norm(centred) / max(x.numel() - 1, 1) ** 0.5).clamp_min(eps)
+    return centred.div_(s), m, s
+
+
+def to_pixels(v: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`standardize` and clip to the pixel range: x = clip(m + v * s, 0, 1)."""
+    return torch.addcmul(mean, v, std).clamp_(0.0, 1.0)
+
+
+class GibbsChain(NamedTuple):
+    """The end of a k-step Gibbs chain v_0 -> h_0 -> v_1 -> ... -> h_{k-1} -> v_k.
+
+    ``v_k``: the last visible sample; ``mean_k``: E[v | h_{k-1}], the mean it was drawn around;
+    ``logits_0``: alpha + W (v_0 / sigma), the data's hidden pre-activations (p(h | v_0) = sigmoid of it).
+    """
+
+    v_k: torch.Tensor
+    mean_k: torch.Tensor
+    logits_0: torch.Tensor
+
+
+class RBM(nn.Module):
+    """Gaussian-Bernoulli RBM with D visible and F hidden units and CD-k (k Gibbs steps).
+
+    Parameters (the template's): ``W`` (F, D) ~ N(0, 1e-4), visible bias ``b`` (D,) = 0, hidden bias
+    ``alpha`` (F,) = 0. ``sigma`` (D,) is a buffer, the per-visible standard deviation of the energy
+    (not trained; the template's sigma_i = 1). ``sigma`` may be a positive float or D positive values.
+    """
+
+    def __init__(self, D: int = 784, F: int = 64, k: int = 5, sigma: float | Sequence[float] = 1.0) -> None:
+        super().__init__()
+        for name, value in (("D (visible units)", D), ("F (hidden units M)", F), ("k (Gibbs steps)", k)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        sigma_t = torch.as_tensor(sigma, dtype=torch.float32)
+        if sigma_t.ndim == 0:
+            sigma_t = sigma_t.expand(D)
+        if sigma_t.shape != (D,):
+            raise ValueError(f"sigma must be a float or {D} values (one per visible unit), got shape "
+                             f"{tuple(sigma_t.shape)}")
+        if not bool(torch.all(sigma_t > 0)) or not bool(torch.all(torch.isfinite(sigma_t))):
+            raise ValueError(f"sigma must be positive and finite (it is a standard deviation), got "
+                             f"min {sigma_t.min().item():g}")
+        self.hparams = {"D": D, "F": F, "k": k,
+                        "sigma": float(sigma) if isinstance(sigma, (int, float)) else sigma_t.tolist()}
+        self.D, self.F, self.k = D, F, k
+        self.W = nn.Parameter(torch.randn(F, D) * 1e-2)
+        self.b = nn.Parameter(torch.zeros(D))
+        self.alpha = nn.Parameter(torch.zeros(F))
+        self.register_buffer("sigma", sigma_t.clone())
+
+    # --- conditionals ----------------------------------------------------------------------------------
+
+    def hidden_logits(self, v: torch.Tensor) -> torch.Tensor:
+        """a_j(v) = alpha_j + sum_i W_ij v_i / sigma_i, shape (B, F)."""
+        return torch.addmm(self.alpha, v / self.sigma, self.W.t())
+
+    def p_h_given_v(self, v: torch.Tensor) -> torch.Tensor:
+        """p(h_j = 1 | v) = sigmoid(alpha_j + sum_i W_ij v_i / sigma_i), shape (B, F)."""
+        return torch.sigmoid(self.hidden_logits(v))
+
+    def mean_v_given_h(self, h: torch.Tensor) -> torch.Tensor:
+        """E[v_i | h] = b_i + sigma_i sum_j W_ij h_j (the mean of the Gaussian p(v_i | h)), shape (B, D)."""
+        return torch.addmm(self.b, h, self.W * self.sigma)  # W * sigma scales column i by sigma_i
+
+    def sample_bernoulli(self, p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """h ~ Bernoulli(p) elementwise, as 0./1. floats: h = [u < p] with u ~ U[0, 1)."""
+        u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        return (u < p).to(p.dtype)
+
+    def sample_gaussian(self, mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """v ~ N(mean, diag(sigma^2)): v = mean + sigma * eps with eps ~ N(0, I), shape of ``mean``."""
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return torch.addcmul(mean, eps, self.sigma)
+
+    # --- energies --------------------------------------------------------------------------------------
+
+    def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """E(v, h) = -( sum_ij W_ij h_j v_i / sigma_i - sum_i (v_i - b_i)^2 / (2 sigma_i^2)
+        + sum_j alpha_j h_j ), one value per row: v (B, D), h (B, F) -> (B,)."""
+        interaction = ((h @ self.W) * (v / self.sigma)).sum(1)
+        quadratic = ((v - self.b) ** 2 / (2 * self.sigma ** 2)).sum(1)
+        return -(interaction - quadratic + h @ self.alpha)
+
+    def free_energy(self, v: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """F(v) = -log sum_h exp(-E(v, h))
+        = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(alpha_j + sum_i W_ij v_i / sigma_i).
+
+        ``reduction="mean"`` (the template's) averages over the batch; ``"none"`` returns (B,).
+        """
+        quadratic = ((v - self.b) ** 2 / (2 * self.sigma ** 2)).sum(1)
+        per_sample = quadratic - fn.softplus(self.hidden_logits(v)).sum(1)
+        if reduction == "none":
+            return per_sample
+        if reduction == "mean":
+            return per_sample.mean()
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+    # --- CD-k ------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def gibbs_chain(self, v: torch.Tensor, k: int | None = None, generator: torch.Generator | None = None,
+                    collapsed: bool | None = None) -> GibbsChain:
+        """k steps (default ``self.k``) of block Gibbs sampling from v_0 = ``v`` (B, D)::
+
+            h_t ~ p(h | v_t) = Bernoulli(sigmoid(alpha + W v_t / sigma)),
+            v_{t+1} ~ p(v | h_t) = N(b + sigma W^T h_t, diag(sigma^2)),      t = 0 .. k-1.
+
+        Runs without autograd: CD treats the chain's end as a constant. In u = v / sigma the visible step
+        is u_{t+1} = c + W^T h_t + eps_t with c = b / sigma and eps_t ~ N(0, I_D).
+
+        ``collapsed`` (default: whenever k > 1 and F < D) draws the same chain without the intermediate
+        visible samples, which nothing but the next hidden step reads: for 0 < t < k, v_t enters only via
+        the pre-activation a_t = alpha + W u_t, and given h_{t-1} it is exactly Gaussian,
+
+            a_t = alpha + W c + (W W^T) h_{t-1} + L z_t,   z_t ~ N(0, I_F),   L L^T = W W^T (Cholesky),
+
+        so each intermediate step costs F random numbers and (F x F) matmuls instead of D random numbers
+        and two (F x D) matmuls. (h_0, ..., h_{k-1}, v_k) have exactly the joint law of the plain chain;
+        only the last visible sample is drawn in R^D. Falls back to the plain chain if the Cholesky
+        factorisation fails (W W^T singular to working precision, e.g. a hidden unit whose weights are 0).
+        """
+        k = self.k if k is None else k
+        if k < 1:
+            raise ValueError(f"k (Gibbs steps) must be >= 1, got {k}")
+        W = self.W
+        collapsed = (k > 1 and self.F < self.D) if collapsed is None else collapsed
+        u = v / self.sigma
+        c = self.b / self.sigma  # the visible bias in u units
+        logits_0 = torch.addmm(self.alpha, u, W.t())  # (B, D) @ (D, F) -> (B, F)
+        chol = None
+        if collapsed and k > 1:
+            gram = W @ W.t()  # (F, D) @ (D, F) -> (F, F), the covariance of W eps
+            chol, info = torch.linalg.cholesky_ex(gram)
+            chol = chol if int(info) == 0 else None  # not positive definite: use the plain chain
+        logits = logits_0
+        if chol is not None:
+            shift = torch.addmv(self.alpha, W, c)  # alpha + W c, (F,)
+            for _ in range(k - 1):
+                h = self.sample_bernoulli(torch.sigmoid(logits), generator)
+                z = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+                logits = torch.addmm(torch.addmm(shift, h, gram), z, chol.t())  # (B, F) @ (F, F)
+        else:
+            for _ in range(k - 1):
+                h = self.sample_bernoulli(torch.sigmoid(logits), generator)
+                u = torch.addmm(c, h, W)  # (B, F) @ (F, D) -> (B, D)
+                u = u + torch.randn(u.shape, generator=generator, device=u.device, dtype=u.dtype)
+                logits = torch.addmm(self.alpha, u, W.t())  # (B, D) @ (D, F) -> (B, F)
+        h = self.sample_bernoulli(torch.sigmoid(logits), generator)
+        mean_k = self.mean_v_given_h(h)
+        return GibbsChain(self.sample_gaussian(mean_k, generator), mean_k, logits_0)
+
+    def forward(self, v: torch.Tensor, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The template's CD-k chain: (v_k, E[v | h_{k-1}]), the last visible sample and the last mean
+        of p(v | h), both (B, D) and detached (see :meth:`gibbs_chain`)."""
+        chain = self.gibbs_chain(v, generator=generator)
+        return chain.v_k, chain.mean_k
+
+    @torch.no_grad()
+    def mean_field_reconstruction(self, v: torch.Tensor) -> torch.Tensor:
+        """Deterministic one-step reconstruction E[v | h = p(h | v)] = b + sigma W^T sigmoid(alpha + W v / sigma)."""
+        return self.mean_v_given_h(self.p_h_given_v(v))
+
+    def cd_loss(self, v_data: torch.Tensor, v_model: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The template's CD loss  L = mean F(v_data) - mean F(v_model), with v_model (= v_k) detached."""
+        return {"loss": self.free_energy(v_data) - self.free_energy(v_model.detach())}
+
+    @torch.no_grad()
+    def cd_gradients(self, v_data: torch.Tensor, v_model: torch.Tensor,
+                     logits_data: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """L = mean F(v_data) - mean F(v_model) (as :meth:`cd_loss`) and its gradient in closed form.
+
+        With u = v / sigma and p(v) = p(h = 1 | v), dF/dW_ji = -p_j(v) u_i, dF/db_i = -(v_i - b_i) / sigma_i^2,
+        dF/dalpha_j = -p_j(v), so (B rows each, <.> = batch mean)::
+
+            dL/dW     = < p(v) u^T >_model - < p(v) u^T >_data          (F, D)
+            dL/db     = (< u >_model - < u >_data) / sigma              (D,)
+            dL/dalpha = < p(v) >_model - < p(v) >_data                  (F,)
+
+        i.e. minus the classic CD update (data statistics minus model statistics). ``logits_data``, the
+        data's hidden pre-activations if already known (:class:`GibbsChain`), saves a matmul.
+        Returns ``loss`` and the gradients ``W``, ``b``, ``alpha``.
+        """
+        c = self.b / self.sigma
+        u0, uk = v_data / self.sigma, v_model / self.sigma
+        a0 = torch.addmm(self.alpha, u0, self.W.t()) if logits_data is None else logits_data
+        ak = torch.addmm(self.alpha, uk, self.W.t())
+        p0, pk = torch.sigmoid(a0), torch.sigmoid(ak)
+        n0, nk = u0.shape[0], uk.shape[0]
+        loss = ((0.5 * fn.mse_loss(u0, c.expand_as(u0), reduction="sum") - fn.softplus(a0).sum()) / n0
+                - (0.5 * fn.mse_loss(uk, c.expand_as(uk), reduction="sum") - fn.softplus(ak).sum()) / nk)
+        grad_w = torch.addmm(pk.t() @ uk, p0.t(), u0, beta=1.0 / nk, alpha=-1.0 / n0)  # (F, B) @ (B, D)
+        grad_b = (uk.mean(0) - u0.mean(0)) / self.sigma
+        grad_alpha = pk.mean(0) - p0.mean(0)
+        return {"loss": loss, "W": grad_w, "b": grad_b, "alpha": grad_alpha}
