@@ -399,3 +399,26 @@ def test_export_and_one_call_loader_round_trip(out_dir, monkeypatch):
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert math.isclose(loaded.sigma[0].item(), 0.8, rel_tol=1e-7)
+
+
+def test_figures_draw_what_they_are_given():
+    import matplotlib.pyplot as plt
+
+    from hw5.plotting import rbm as P
+
+    images = torch.rand(70, 1, 28, 28)
+    fig = P.reconstruction_figure({"original": images, "chain": images, "mean-field": images}, n=64)
+    assert [ax.get_title() for ax in fig.axes] == ["original", "chain", "mean-field"]
+    assert fig.axes[0].images[0].get_array().shape == (8 * 30 - 2, 8 * 30 - 2)  # 64 images, 8 per row
+    w = torch.zeros(16, 784)
+    w[0, 0], w[1, 5] = 2.0, -3.0
+    grid = P.filters_figure(w, ncol=8).axes[0].images[0].get_array()
+    assert grid[0, 0] == 1.0 and grid[0, 30 + 5] == 0.0 and grid[0, 1] == 0.5  # own symmetric scale per filter
+    results = {m: {"train_mse": 0.1, "test_mse": 0.1, "train_mse_meanfield": 0.05, "test_mse_meanfield": 0.05}
+               for m in (16, 64, 256)}
+    fig = P.mse_vs_hidden_figure(results, {16: 0.06, 64: 0.03, 256: 0.005}, {16: 0.05, 64: 0.02, 256: 0.004})
+    assert len(fig.axes[0].lines) == 6
+    hist = {"loss": [1.0, 0.5], "train_mse": [0.1, 0.09], "eval_mse": [0.1, 0.08], "eval_mse_meanfield": [0.1, 0.07]}
+    fig = P.learning_curves_figure({16: hist, 64: {k: v for k, v in hist.items() if not k.startswith("eval")}})
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 4
+    plt.close("all")

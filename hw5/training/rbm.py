@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as fn
 
 from ..data import minibatches, num_batches, to_unit
+from ..metrics.rbm import reconstruction_mse
 from ..models.rbm import RBM, standardize, to_pixels
 from ..utils import epoch_seed, get_device, seed_everything
 from .common import check_budget, commit, ensure_finite, progress, resume
@@ -113,11 +114,11 @@ def train_rbm(images: torch.Tensor, config: RBMConfig, epochs: int, run_dir: str
 
     Returns the model (eval mode) and the history, per epoch: ``loss`` (mean CD loss over the epoch's
     steps), ``train_mse`` (mean over the epoch's batches of the CD-k chain's reconstruction MSE, per pixel,
-    [0, 1] units, taken before each batch's update), ``epoch_seconds`` and, with ``eval_images``,
-    ``eval_mse`` and ``eval_mse_meanfield``; also ``steps_per_epoch``.
+    [0, 1] units, taken before each batch's update), ``epoch_seconds`` (wall clock, training only),
+    ``epoch_cpu_seconds`` (CPU time of the process, all threads: the cost regardless of other jobs on a
+    shared machine) and, with ``eval_images``, ``eval_mse``, ``eval_mse_meanfield`` and ``eval_seconds``;
+    also ``steps_per_epoch``.
     """
-    from ..metrics.rbm import reconstruction_mse  # metrics import models; keep the import graph acyclic
-
     check_budget(epochs)
     if max_steps is not None and (max_steps < 1 or run_dir is not None):
         raise ValueError(f"max_steps must be >= 1 and cannot be combined with run_dir (a partial epoch is "
@@ -135,7 +136,7 @@ def train_rbm(images: torch.Tensor, config: RBMConfig, epochs: int, run_dir: str
     bar = progress(total, 0 if max_steps else done * steps, f"RBM M={config.hidden}", show_progress)
     taken = 0
     for epoch in range(done + 1, epochs + 1):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         model.train()
         seed_everything(epoch_seed(config.seed, epoch))
         order = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
@@ -151,11 +152,14 @@ def train_rbm(images: torch.Tensor, config: RBMConfig, epochs: int, run_dir: str
         ensure_finite(sums, LOGGED, epoch, n_steps, run_dir)
         for key, value in zip(LOGGED, (sums / n_steps).tolist()):
             history[key].append(value)
+        history["epoch_seconds"].append(time.perf_counter() - start)
+        history.setdefault("epoch_cpu_seconds", []).append(time.process_time() - start_cpu)
         if eval_images is not None:
+            start = time.perf_counter()
             scores = reconstruction_mse(model, eval_images, batch_size=config.batch_size)
             history.setdefault("eval_mse", []).append(scores["chain"])
             history.setdefault("eval_mse_meanfield", []).append(scores["meanfield"])
-        history["epoch_seconds"].append(time.perf_counter() - start)
+            history.setdefault("eval_seconds", []).append(time.perf_counter() - start)
         commit(run_dir, {"model": model}, config, {"adam": optimizer}, epoch, history)
         if max_steps is not None and taken >= max_steps:
             break

@@ -1,0 +1,91 @@
+"""Problem 2's figures: Figure-2-style reconstructions, learned filters, MSE against M, learning curves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from . import show_grid, tile
+
+
+def reconstruction_figure(panels: Mapping[str, torch.Tensor], n: int = 64, ncol: int = 8,
+                          title: str | None = None) -> Figure:
+    """The homework's Figure 2: grids of the same ``n`` images side by side, one panel per entry of
+    ``panels`` (e.g. originals, then reconstructions), each (N, 1, 28, 28) in [0, 1]."""
+    width = 0.26 * ncol + 0.3
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 0.26 * -(-n // ncol) + 0.7),
+                             squeeze=False)
+    for ax, (label, images) in zip(axes[0], panels.items()):
+        show_grid(images[:n], ncol, ax=ax, title=label)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def filters_figure(weights: torch.Tensor, ncol: int = 16, title: str | None = None) -> Figure:
+    """Rows of W (F, 784) as 28x28 images, each on its own symmetric scale (red > 0, blue < 0, white 0)."""
+    w = weights.detach().float().cpu().view(-1, 28, 28)  # (F, 784) -> (F, 28, 28)
+    scale = w.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    grid = tile(w / scale * 0.5 + 0.5, ncol, pad_value=0.5)  # each filter mapped to [0, 1], 0 -> 0.5
+    nrow = -(-w.shape[0] // ncol)
+    fig, ax = plt.subplots(figsize=(0.45 * min(ncol, w.shape[0]) + 0.3, 0.45 * nrow + 0.5))
+    ax.imshow(grid, cmap="RdBu_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def mse_vs_hidden_figure(results: Mapping[int, Mapping[str, float]], pca: Mapping[int, float],
+                         pca_train: Mapping[int, float] | None = None) -> Figure:
+    """Reconstruction MSE (per pixel, [0, 1] units) against the number of hidden units M (log scale):
+    the CD-k chain's and the mean-field reconstruction, train and test, with PCA's rank-M optimum."""
+    ms = sorted(results)
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    styles = {"test_mse": ("CD-5 chain, test", "C0", "-"), "train_mse": ("CD-5 chain, train", "C0", ":"),
+              "test_mse_meanfield": ("mean-field, test", "C1", "-"),
+              "train_mse_meanfield": ("mean-field, train", "C1", ":")}
+    for key, (label, color, ls) in styles.items():
+        ax.plot(ms, [results[m][key] for m in ms], ls, color=color, marker="o", ms=4, label=label)
+    ax.plot(sorted(pca), [pca[m] for m in sorted(pca)], "-", color="0.3", marker="s", ms=4,
+            label="PCA (best rank-M linear), test")
+    if pca_train is not None:
+        ax.plot(sorted(pca_train), [pca_train[m] for m in sorted(pca_train)], ":", color="0.3", marker="s",
+                ms=3, label="PCA, train")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.set_xlabel("hidden units M")
+    ax.set_ylabel("MSE per pixel ([0, 1] units)")
+    ax.set_ylim(bottom=0.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves_figure(histories: Mapping[int, Mapping[str, Any]]) -> Figure:
+    """Per-epoch CD loss and reconstruction MSE of each M's run (one colour per M)."""
+    fig, (ax_loss, ax_mse) = plt.subplots(1, 2, figsize=(11.0, 3.8))
+    for i, (m, hist) in enumerate(sorted(histories.items())):
+        color = f"C{i}"
+        epochs = np.arange(1, len(hist["loss"]) + 1)
+        ax_loss.plot(epochs, hist["loss"], color=color, marker="o", ms=3, label=f"M={m}")
+        ax_mse.plot(epochs, hist["train_mse"], ":", color=color, label=f"M={m} train (chain, running)")
+        if "eval_mse" in hist:
+            ax_mse.plot(epochs, hist["eval_mse"], "-", color=color, label=f"M={m} test (chain)")
+            ax_mse.plot(epochs, hist["eval_mse_meanfield"], "--", color=color, label=f"M={m} test (mean-field)")
+    ax_loss.set(xlabel="epoch", ylabel="CD loss  F(v_data) - F(v_5)", title="CD-5 loss (epoch mean)")
+    ax_mse.set(xlabel="epoch", ylabel="MSE per pixel ([0, 1] units)", title="reconstruction MSE")
+    for ax in (ax_loss, ax_mse):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=1 if ax is ax_loss else 3)
+    fig.tight_layout()
+    return fig
+
