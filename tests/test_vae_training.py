@@ -12,7 +12,7 @@ import torch
 
 from hw5 import data
 from hw5.checkpoint import CheckpointError
-from hw5.metrics.vae import (active_units, conditional_samples, encode_mean, knn_accuracy, linear_probe,
+from hw5.metrics.vae import (active_units, class_variance_share, conditional_samples, encode_mean, knn_accuracy, linear_probe,
                              negative_elbo, silhouette, tsne_embedding)
 from hw5.models.vae import VAE, vae_loss
 from hw5.training.vae import VAEConfig, evaluate, kl_weight, train_vae
@@ -47,8 +47,9 @@ def _strip_times(history):
     return {k: v for k, v in history.items() if k != "epoch_seconds"}
 
 
-def test_resume_after_interruption_reproduces_an_uninterrupted_run(fashion, tmp_path):
-    cfg = VAEConfig(conditional=True, kl_warmup_epochs=2)
+@pytest.mark.parametrize("cfg", [VAEConfig(conditional=True, kl_warmup_epochs=2), VAEConfig(ema_decay=0.9)],
+                         ids=["cvae-warmup", "vae-ema"])
+def test_resume_after_interruption_reproduces_an_uninterrupted_run(fashion, tmp_path, cfg):
     straight, h_straight = train_vae(*fashion, cfg, epochs=3, show_progress=False)
     train_vae(*fashion, cfg, epochs=2, run_dir=tmp_path, show_progress=False)  # "interrupted" after epoch 2
     resumed, h_resumed = train_vae(*fashion, cfg, epochs=3, run_dir=tmp_path, show_progress=False)
@@ -75,6 +76,20 @@ def test_returns_best_validation_weights(fashion):
     np.testing.assert_allclose(np.add(h["val_recon"], h["val_kl"]), h["val_neg_elbo"], rtol=1e-5)
 
 
+def test_moving_average_is_what_is_validated_and_returned(fashion, tmp_path):
+    from hw5.checkpoint import load_checkpoint
+
+    cfg = VAEConfig(ema_decay=0.99)
+    model, h = train_vae(*fashion, cfg, epochs=2, run_dir=tmp_path, show_progress=False)
+    raw, avg, best = cfg.build(), cfg.build(), cfg.build()
+    load_checkpoint(tmp_path, {"model": raw, "ema": avg, "best": best}, cfg)
+    xv, yv = data.to_unit(fashion[2]), fashion[3]
+    assert evaluate(avg, xv, yv, seed=0)[0].item() == pytest.approx(h["val_neg_elbo"][-1], abs=1e-3)
+    assert not torch.equal(raw.fc1.weight, avg.fc1.weight)  # the average lags the iterates
+    best_epoch_weights = avg if h["best_epoch"] == 2 else best
+    assert torch.equal(model.fc4.weight, best_epoch_weights.fc4.weight)
+
+
 def test_early_stopping_keeps_the_best_epoch(fashion):
     """Validated on uniform noise, a model that learns clothes gets worse on the validation split from
     epoch 2 on: with patience 2 the run stops after epoch 3 and returns epoch 1's weights."""
@@ -97,6 +112,8 @@ def test_kl_warmup_schedule_and_config_validation():
         VAEConfig(activation="swish")
     with pytest.raises(ValueError, match="Adam needs"):
         VAEConfig(beta2=1.0)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        VAEConfig(ema_decay=1.0)
     with pytest.raises(ValueError, match="kl_warmup_epochs must be >= 0"):
         VAEConfig(kl_warmup_epochs=-1)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
@@ -136,6 +153,12 @@ def test_knn_accuracy_against_brute_force():
     two = np.repeat([0, 1], 50)
     assert knn_accuracy(separated, two) == 1.0 and silhouette(separated, two) > 0.95
     assert linear_probe(separated, two, separated + 0.05, two) == 1.0
+    assert class_variance_share(separated, two) > 0.99
+    same_mean = np.concatenate([rng.normal(0, 1, (2000, 3)), rng.normal(0, 1, (2000, 3))])
+    assert class_variance_share(same_mean, two.repeat(40)) < 0.01
+    # against the one-dimensional eta^2 computed by hand
+    f, g = np.array([[1.0], [3.0], [10.0], [14.0]]), np.array([0, 0, 1, 1])
+    assert class_variance_share(f, g) == pytest.approx(((2 - 7) ** 2 + (12 - 7) ** 2) / 2 / np.var(f))
     assert active_units(np.stack([rng.normal(0, 1, 500), rng.normal(0, 0.05, 500)], 1)) == 1
 
 

@@ -134,6 +134,22 @@ def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
     return int((np.var(mu, axis=0) > threshold).sum())
 
 
+def class_variance_share(features: np.ndarray, labels: np.ndarray) -> float:
+    """The share of the features' total variance that lies between the class means (a multivariate eta^2):
+
+        sum_d Var_c(E[f_d | c]) / sum_d Var(f_d)   (class-frequency weighted), in [0, 1];
+
+    1 when every class is a single point, 0 when all classes have the same mean.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    labels = np.asarray(labels)
+    centred = features - features.mean(0)
+    classes, counts = np.unique(labels, return_counts=True)
+    means = np.stack([centred[labels == c].mean(0) for c in classes])  # (C, D)
+    between = (counts[:, None] * means ** 2).sum() / len(labels)
+    return float(between / (centred ** 2).mean(0).sum())
+
+
 def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0, n_jobs: int | None = None,
                    cache_dir: str | Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """``sklearn.manifold.TSNE`` of ``features`` to 2-D (Barnes-Hut, PCA initialisation, ``random_state=seed``).

@@ -102,7 +102,7 @@ def class_by_class(images: torch.Tensor, class_names: Sequence[str], title: str,
               interpolation="nearest")  # (rows, cols, 1, 28, 28) -> (rows*cols, 1, 28, 28)
     ax.set_yticks(np.arange(rows) * 30 + 14, class_names, fontsize=8)
     if column_labels is not None:
-        ax.set_xticks(np.arange(cols) * 30 + 14, column_labels, fontsize=8, rotation=45, ha="right")
+        ax.set_xticks(np.arange(cols) * 30 + 14, column_labels, fontsize=8, rotation=45, ha="left")
         ax.xaxis.tick_top()
     else:
         ax.set_xticks([])
@@ -130,4 +130,18 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: s
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
+    return fig
+
+
+def tsne_by_value(embeddings: Mapping[str, np.ndarray], values: np.ndarray, label: str,
+                  subtitles: Mapping[str, str] | None = None) -> Figure:
+    """The same 2-D maps coloured by a continuous per-image quantity (e.g. mean brightness)."""
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings) + 0.8, 5.0), squeeze=False)
+    lo, hi = np.percentile(values, [1, 99])
+    for ax, (name, emb) in zip(axes[0], embeddings.items()):
+        points = ax.scatter(emb[:, 0], emb[:, 1], c=values, s=2, cmap="viridis", vmin=lo, vmax=hi, rasterized=True)
+        ax.set_title(name + ("\n" + subtitles[name] if subtitles and name in subtitles else ""), fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(points, ax=axes[0].tolist(), label=label, fraction=0.03)
     return fig

@@ -8,8 +8,9 @@ notebook chooses on the validation split only, is in :class:`VAEConfig` and the 
 budget arguments.
 
 After every epoch the validation negative ELBO is measured (with the same noise eps every epoch, so
-that epochs are compared on the same draw), the best-so-far weights are kept in a second copy of the
-model, and both copies plus Adam's state are checkpointed: an interrupted run resumes exactly where it
+that epochs are compared on the same draw) on the current weights, or on their moving average when
+``ema_decay`` > 0; the best-so-far weights are kept in a second copy of the model, and all copies plus
+Adam's state are checkpointed: an interrupted run resumes exactly where it
 stopped, and the loop returns the best-validation weights.
 """
 
@@ -36,7 +37,11 @@ class VAEConfig:
     """What defines a VAE or C-VAE run (the epoch budget and the patience are arguments of :func:`train_vae`).
 
     ``lr`` and ``batch_size`` default to the template's values; the rest is what the template leaves
-    open: the hidden activation, Adam's betas and eps, and the length of a linear KL warm-up (0 = none).
+    open: the hidden activation, Adam's betas and eps, the length of a linear KL warm-up (0 = none), and
+    ``ema_decay``: with d > 0 the loop also keeps the exponential moving average of the iterates (Polyak
+    averaging), theta_ema <- d theta_ema + (1 - d) theta after every Adam step, and validates and returns
+    those averaged weights. Adam and its step size are untouched; averaging only removes the jitter that
+    a constant learning rate leaves in the last iterates.
     """
 
     conditional: bool = False
@@ -47,6 +52,7 @@ class VAEConfig:
     beta2: float = 0.999
     adam_eps: float = 1e-8
     kl_warmup_epochs: int = 0
+    ema_decay: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -57,6 +63,8 @@ class VAEConfig:
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0 and self.adam_eps > 0):
             raise ValueError(f"Adam needs 0 <= beta1, beta2 < 1 and eps > 0, got {self.beta1}, {self.beta2}, "
                              f"{self.adam_eps}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = no averaging), got {self.ema_decay}")
         if self.kl_warmup_epochs < 0:
             raise ValueError(f"kl_warmup_epochs must be >= 0, got {self.kl_warmup_epochs}")
 
@@ -113,6 +121,11 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
                                  eps=config.adam_eps, fused=device.type in ("cpu", "cuda"))
     modules = {"model": model, "best": best}
+    if config.ema_decay:
+        modules["ema"] = config.build().to(device)
+        modules["ema"].load_state_dict(model.state_dict())
+    averaged = modules.get("ema", model)  # the weights that are validated and kept
+    pairs = list(zip(averaged.parameters(), model.parameters())) if config.ema_decay else []
     done, history = resume(run_dir, modules, config, {"adam": optimizer})
     if not history:
         history = {**{f"train_{k}": [] for k in LOGGED}, **{f"val_{k}": [] for k in LOGGED[1:]},
@@ -138,10 +151,13 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             optimizer.step()
+            with torch.no_grad():
+                for p_avg, p in pairs:
+                    p_avg.lerp_(p, 1.0 - config.ema_decay)
             sums += torch.stack([out[k].detach() for k in LOGGED]) * xb.shape[0]
             bar.update(1)
         ensure_finite(sums, tuple(f"train {k}" for k in LOGGED), epoch, steps, run_dir)
-        val = evaluate(model, xv, cv, seed=config.seed)
+        val = evaluate(averaged, xv, cv, seed=config.seed)
         for k, v in zip(LOGGED, (sums / x.shape[0]).tolist()):
             history[f"train_{k}"].append(v)
         for k, v in zip(LOGGED[1:], val.tolist()):
@@ -149,7 +165,7 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
         history["beta"].append(betas[-1])
         if history["val_neg_elbo"][-1] < history["best_val_loss"]:
             history["best_val_loss"], history["best_epoch"] = history["val_neg_elbo"][-1], epoch
-            best.load_state_dict(model.state_dict())
+            best.load_state_dict(averaged.state_dict())
         history["epoch_seconds"].append(time.perf_counter() - start)
         bar.set_postfix(epoch=epoch, val=f"{history['val_neg_elbo'][-1]:.2f}",
                         best=f"{history['best_val_loss']:.2f}@{history['best_epoch']}", refresh=False)
