@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .files import atomic_write, atomic_write_bytes
 from .utils import REPO_ROOT, get_device
@@ -323,3 +324,35 @@ def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[torch.Tenso
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = round(n * val_fraction)
     return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate each image by integers in [-max_shift, max_shift] (zero fill), one offset per image."""
+    if max_shift == 0:
+        return x
+    b = x.shape[0]
+    padded = F.pad(x, (max_shift,) * 4)  # (B, 1, 28, 28) -> (B, 1, 28+2s, 28+2s)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator).to(x.device)
+    h, w = x.shape[-2:]
+    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))  # (B, 28)
+    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))  # (B, 28)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded[:, 0][batch, rows[:, :, None], cols[:, None, :]].unsqueeze(1)  # (B, 1, 28, 28)
+
+
+def random_affine(x: torch.Tensor, max_degrees: float = 10.0, max_scale: float = 0.1, max_shift: float = 2.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Randomly rotate (+-max_degrees), scale (1 +- max_scale) and translate (+-max_shift pixels) each image.
+
+    ``x`` is (B, 1, H, W) with background 0 (use images in [0, 1]; for [-1, 1] data shift first). One
+    affine map per image, bilinear resampling (``affine_grid`` + ``grid_sample``), zeros outside.
+    """
+    b, _, h, w = x.shape
+    u = torch.rand(4, b, generator=generator, dtype=torch.float64).to(x.device, x.dtype) * 2 - 1  # U(-1, 1)
+    angle = u[0] * max_degrees * torch.pi / 180
+    scale = 1 + u[1] * max_scale
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, u[2] * 2 * max_shift / w], 1),
+                         torch.stack([sin, cos, u[3] * 2 * max_shift / h], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2) sampling positions
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

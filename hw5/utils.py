@@ -122,3 +122,23 @@ def weights_dir() -> Path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     return SHIPPED_WEIGHTS
+
+
+def layer_shapes(module: torch.nn.Module, *inputs: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, output shape without the batch axis) of every convolution and linear layer, in call order.
+
+    Runs one forward pass in eval mode without gradients; for checking architectures against a figure.
+    """
+    kinds = (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)
+    found: list[tuple[str, tuple[int, ...]]] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: found.append((name, tuple(out.shape[1:]))))
+             for name, m in module.named_modules() if isinstance(m, kinds)]
+    was_training = module.training
+    try:
+        with torch.no_grad():
+            module.eval()(*inputs)
+    finally:
+        module.train(was_training)
+        for h in hooks:
+            h.remove()
+    return found

@@ -6,31 +6,19 @@ import math
 
 import pytest
 import torch
-from torch import nn
-
 from hw5 import data
 from hw5.checkpoint import load_checkpoint
 from hw5.models.dcgan import DCGAN, Discriminator, Generator, discriminator_loss, generator_loss
 from hw5.training import gan as gan_loop
 from hw5.training.common import TrainingDiverged
 from hw5.training.gan import GANConfig, train_gan
-
-
-def _shapes(module: nn.Module, x: torch.Tensor, kinds: tuple[type, ...]) -> list[tuple[int, ...]]:
-    """Output shapes of every sub-layer of the given kinds, in forward order."""
-    shapes = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:])))
-             for m in module.modules() if isinstance(m, kinds)]
-    module(x)
-    for h in hooks:
-        h.remove()
-    return shapes
+from hw5.utils import layer_shapes
 
 
 def test_discriminator_shapes_follow_figure_1():
     d = Discriminator().eval()
     x = torch.randn(3, 1, 28, 28)
-    assert _shapes(d, x, (nn.Conv2d,)) == [(64, 14, 14), (128, 7, 7), (256, 4, 4), (512, 4, 4)]
+    assert [shape for _, shape in layer_shapes(d, x)] == [(64, 14, 14), (128, 7, 7), (256, 4, 4), (512, 4, 4), (1,)]
     assert d.features(x).shape == (3, 8192)
     assert d.final.in_features == 8192 and d.final.out_features == 1
     assert d(x).shape == (3,)
@@ -39,7 +27,7 @@ def test_discriminator_shapes_follow_figure_1():
 def test_generator_shapes_follow_figure_1():
     g = Generator(100).eval()
     z = torch.randn(3, 100)
-    layers = _shapes(g, z, (nn.Linear, nn.ConvTranspose2d, nn.Conv2d))
+    layers = [shape for _, shape in layer_shapes(g, z)]
     assert layers == [(256 * 7 * 7,), (128, 14, 14), (64, 28, 28), (32, 28, 28), (1, 28, 28)]
     x = g(z)
     assert x.shape == (3, 1, 28, 28) and x.min() >= -1 and x.max() <= 1

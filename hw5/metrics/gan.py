@@ -8,9 +8,11 @@ judge is :class:`hw5.models.classifier.Classifier` trained on MNIST:
   digit and all digits are equally frequent; its maximum is 10.
 * FD-classifier: the Frechet distance between Gaussians fitted to the classifier's penultimate features of
   samples and of real test images,  ||m_1 - m_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2}),  computed by
-  torchmetrics' ``FrechetInceptionDistance`` with the classifier as its feature module. Lower is better;
-  0 for identical feature distributions. Named "FD-classifier", not FID: the features are not Inception's.
+  torchmetrics' ``FrechetInceptionDistance``. Lower is better; 0 for identical feature distributions. Named "FD-classifier", not FID: the features are not Inception's.
 * class fractions: how often each digit is predicted among the samples (uniform = 0.1 each: no mode dropped).
+
+Each image set goes through the classifier once (:func:`judge`): the real test set's features are computed
+one time and reused for every comparison.
 """
 
 from __future__ import annotations
@@ -35,42 +37,46 @@ def inception_score(probs: torch.Tensor, splits: int = 10) -> tuple[float, float
     return scores_t.mean().item(), scores_t.std().item() if splits > 1 else 0.0
 
 
-class ClassifierFeatures(nn.Module):
-    """torchmetrics feature module: images in [0, 1] (N, 1, 28, 28) -> penultimate features (N, d)."""
+class _Identity(nn.Module):
+    """torchmetrics' FID feature module for features computed beforehand: it passes them through."""
 
-    def __init__(self, classifier: nn.Module) -> None:
+    def __init__(self, num_features: int) -> None:
         super().__init__()
-        self.classifier = classifier.eval()
-        self.num_features = int(classifier.hparams["feature_dim"])
+        self.num_features = num_features
 
-    @torch.inference_mode()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier.features(images.float())
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """||m_a - m_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}) of Gaussians fitted to two feature sets (N, d).
+
+    torchmetrics' ``FrechetInceptionDistance`` does the statistics (in float64) and the matrix square root;
+    the features are computed once by :func:`judge` and handed to it through an identity feature module.
+    """
+    metric = FrechetInceptionDistance(feature=_Identity(features_a.shape[1]), reset_real_features=True)
+    metric = metric.to(features_a.device)
+    metric.update(features_b, real=True)
+    metric.update(features_a, real=False)
+    return float(metric.compute())
 
 
 def _as_unit(images: torch.Tensor) -> torch.Tensor:
     return to_unit(images) if images.dtype == torch.uint8 else images
 
 
-def fd_classifier(classifier: nn.Module, samples: torch.Tensor, real: torch.Tensor, batch_size: int = 1000
-                  ) -> float:
-    """Frechet distance between classifier features of ``samples`` and ``real`` (both images in [0, 1]
-    (N, 1, 28, 28), or uint8 (N, 28, 28))."""
-    metric = FrechetInceptionDistance(feature=ClassifierFeatures(classifier), reset_real_features=True,
-                                      input_img_size=(1, 28, 28)).to(samples.device)
-    for images, is_real in ((real, True), (samples, False)):
-        images = _as_unit(images)
-        for i in range(0, images.shape[0], batch_size):
-            metric.update(images[i:i + batch_size], real=is_real)
-    return float(metric.compute())
-
-
 @torch.inference_mode()
-def class_probabilities(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """softmax of the classifier's logits, (N, classes), for images in [0, 1] or uint8."""
+def judge(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of the classifier over ``images`` (uint8 or [0, 1]): penultimate features (N, d) and class
+    probabilities softmax(logits) (N, classes)."""
     classifier.eval()
     images = _as_unit(images)
-    return torch.cat([classifier(images[i:i + batch_size]).softmax(1) for i in range(0, images.shape[0], batch_size)])
+    feats, probs = [], []
+    for i in range(0, images.shape[0], batch_size):
+        f = classifier.features(images[i:i + batch_size])
+        feats.append(f.float())
+        probs.append(classifier.head(f).float().softmax(1))
+    return torch.cat(feats), torch.cat(probs)
 
 
 def class_fractions(probs: torch.Tensor) -> list[float]:
@@ -79,13 +85,13 @@ def class_fractions(probs: torch.Tensor) -> list[float]:
     return (counts / counts.sum()).tolist()
 
 
-def sample_report(classifier: nn.Module, samples: torch.Tensor, real: torch.Tensor, splits: int = 10
+def sample_report(classifier: nn.Module, samples: torch.Tensor, real_features: torch.Tensor, splits: int = 10
                   ) -> dict[str, float | list[float]]:
-    """IS (mean, std), FD-classifier and class fractions of ``samples`` against ``real`` images."""
-    probs = class_probabilities(classifier, samples)
+    """IS (mean, std), FD-classifier against ``real_features`` (from :func:`judge`) and class fractions."""
+    features, probs = judge(classifier, samples)
     is_mean, is_std = inception_score(probs, splits)
     return {"classifier_is": is_mean, "classifier_is_std": is_std,
-            "fd_classifier": fd_classifier(classifier, samples, real), "class_fractions": class_fractions(probs)}
+            "fd_classifier": frechet_distance(features, real_features), "class_fractions": class_fractions(probs)}
 
 
 @torch.inference_mode()
@@ -93,17 +99,20 @@ def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, chunk: in
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query image, the index of and L2 distance to its nearest reference image.
 
-    Both are compared in [0, 1] pixel units; ``reference`` may be uint8 (N, 28, 28). Distances are exact
-    (``torch.cdist`` in chunks of the reference set). A sample whose nearest training image is much closer
-    than typical test-to-train distances would suggest memorisation.
+    Both are compared in [0, 1] pixel units; ``reference`` may be uint8 (N, 28, 28). Squared distances are
+    expanded as ||q||^2 + ||r||^2 - 2 q.r in float64 (one matmul per chunk of the reference set), exact to
+    ~1e-12 relative. A sample whose nearest training image is much closer than typical test-to-train
+    distances would suggest memorisation.
     """
-    q = _as_unit(queries).flatten(1).float()
-    best_d = torch.full((q.shape[0],), float("inf"), device=q.device)
+    q = _as_unit(queries).flatten(1).double()
+    q_sq = q.pow(2).sum(1, keepdim=True)
+    best_d = torch.full((q.shape[0],), float("inf"), dtype=torch.float64, device=q.device)
     best_i = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     for start in range(0, reference.shape[0], chunk):
-        ref = _as_unit(reference[start:start + chunk]).flatten(1).float()
-        d, i = torch.cdist(q, ref, compute_mode="donot_use_mm_for_euclid_dist").min(1)
+        ref = _as_unit(reference[start:start + chunk]).flatten(1).double()
+        d2 = (q_sq + ref.pow(2).sum(1) - 2 * q @ ref.T).clamp_min(0)
+        d, i = d2.min(1)
         better = d < best_d
         best_d = torch.where(better, d, best_d)
         best_i = torch.where(better, i + start, best_i)
-    return best_i, best_d
+    return best_i, best_d.sqrt().float()

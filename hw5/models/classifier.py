@@ -1,4 +1,4 @@
-"""A small CNN classifier for 28x28 grey images: the judge of generated samples.
+"""Classifiers: a small CNN for 28x28 grey images (the judge of generated samples), and a linear probe.
 
 Problem 1 uses one trained on MNIST for the classifier-based Inception Score and the Frechet distance
 in its penultimate feature space (FD-classifier); Problem 3 uses one trained on Fashion-MNIST to check
@@ -49,3 +49,14 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes)."""
         return self.head(self.features(x))
+
+
+class LinearProbe(nn.Linear):
+    """One linear layer on frozen features: class logits W phi(x) + b, (B, in_features) -> (B, num_classes).
+
+    Problem 1.2's probe on the discriminator's 8192-d features (trained by :mod:`hw5.training.probe`).
+    """
+
+    def __init__(self, in_features: int, num_classes: int = 10) -> None:
+        super().__init__(in_features, num_classes)
+        self.hparams = {"in_features": in_features, "num_classes": num_classes}

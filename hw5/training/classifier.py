@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data import minibatches, num_batches, to_unit
+from ..data import minibatches, num_batches, random_shift, to_unit
 from ..models.classifier import Classifier
 from ..utils import epoch_seed, get_device, seed_everything
 from .common import check_budget, commit, ensure_finite, progress, resume
@@ -34,20 +34,6 @@ class ClassifierConfig:
     lr_decay: float = 0.7
     max_shift: int = 2
     seed: int = 0
-
-
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Translate each image by integers in [-max_shift, max_shift] (zero fill), one offset per image."""
-    if max_shift == 0:
-        return x
-    b = x.shape[0]
-    padded = F.pad(x, (max_shift,) * 4)  # (B, 1, 28, 28) -> (B, 1, 28+2s, 28+2s)
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator).to(x.device)
-    h, w = x.shape[-2:]
-    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))  # (B, 28)
-    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))  # (B, 28)
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    return padded[:, 0][batch, rows[:, :, None], cols[:, None, :]].unsqueeze(1)  # (B, 1, 28, 28)
 
 
 @torch.inference_mode()
