@@ -353,6 +353,9 @@ def test_reconstruction_metrics_follow_their_definition(kmnist):
     scores = reconstruction_mse(model, xt, seed=3)
     assert scores == reconstruction_mse(model, xt, seed=3)  # seeded: reproducible
     assert scores["chain"] != reconstruction_mse(model, xt, seed=4)["chain"]
+    assert reconstruction_mse(model, xt, seed=3, k=5) == scores  # the model's k by default
+    one_step = reconstruction_mse(model, xt, seed=3, k=1)
+    assert one_step["chain"] != scores["chain"] and one_step["meanfield"] == scores["meanfield"]
     # mean-field, by hand: batches of 128 in order, each standardised with its own mean and std
     x = data.to_unit(xt).flatten(1)
     total = 0.0
@@ -421,4 +424,6 @@ def test_figures_draw_what_they_are_given():
     hist = {"loss": [1.0, 0.5], "train_mse": [0.1, 0.09], "eval_mse": [0.1, 0.08], "eval_mse_meanfield": [0.1, 0.07]}
     fig = P.learning_curves_figure({16: hist, 64: {k: v for k, v in hist.items() if not k.startswith("eval")}})
     assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 4
+    fig = P.mse_vs_steps_figure({16: {1: 0.07, 5: 0.075}, 64: {1: 0.05, 5: 0.06}}, {16: 0.07, 64: 0.045})
+    assert len(fig.axes[0].lines) == 4  # one curve and one mean-field line per M
     plt.close("all")

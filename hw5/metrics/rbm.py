@@ -34,8 +34,10 @@ def _flat_pixels(images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruction_batches(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0,
-                           ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Yield (x, chain reconstruction, mean-field reconstruction), each (B, 784) in [0, 1], batch by batch."""
+                           k: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield (x, chain reconstruction, mean-field reconstruction), each (B, 784) in [0, 1], batch by batch.
+
+    The chain runs ``k`` Gibbs steps (default: the model's, 5 for CD-5)."""
     device = next(model.parameters()).device
     x_all = _flat_pixels(images.to(device)).to(model.W.dtype)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -45,13 +47,13 @@ def reconstruction_batches(model: RBM, images: torch.Tensor, batch_size: int = 1
         for start in range(0, x_all.shape[0], batch_size):
             x = x_all[start:start + batch_size]
             v, mean, std = standardize(x)
-            chain = model.gibbs_chain(v, generator=generator)
+            chain = model.gibbs_chain(v, k=k, generator=generator)
             yield x, to_pixels(chain.mean_k, mean, std), to_pixels(model.mean_field_reconstruction(v), mean, std)
     finally:
         model.train(was_training)
 
 
-def reconstruct(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0
+def reconstruct(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0, k: int | None = None
                 ) -> dict[str, torch.Tensor]:
     """Originals and both reconstructions of ``images`` as display-ready (N, 1, 28, 28) tensors in [0, 1].
 
@@ -59,18 +61,19 @@ def reconstruct(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: i
     reconstructed here are exactly those the MSE of the split counted.
     """
     parts: dict[str, list[torch.Tensor]] = {"original": [], "chain": [], "meanfield": []}
-    for batch in reconstruction_batches(model, images, batch_size, seed):
+    for batch in reconstruction_batches(model, images, batch_size, seed, k):
         for key, value in zip(parts, batch):
             parts[key].append(value.cpu())
     return {key: torch.cat(value).view(-1, 1, 28, 28) for key, value in parts.items()}  # (N, 784) -> (N, 1, 28, 28)
 
 
-def reconstruction_mse(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0
-                       ) -> dict[str, float]:
-    """Per-pixel MSE in [0, 1] units of the ``chain`` and ``meanfield`` reconstructions of a whole split."""
+def reconstruction_mse(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0,
+                       k: int | None = None) -> dict[str, float]:
+    """Per-pixel MSE in [0, 1] units of the ``chain`` (``k`` Gibbs steps, default the model's) and
+    ``meanfield`` reconstructions of a whole split."""
     sums = None
     count = 0
-    for x, chain, meanfield in reconstruction_batches(model, images, batch_size, seed):
+    for x, chain, meanfield in reconstruction_batches(model, images, batch_size, seed, k):
         batch = torch.stack([(chain - x).pow_(2).sum(), (meanfield - x).pow_(2).sum()]).double()
         sums = batch if sums is None else sums + batch
         count += x.numel()

@@ -72,7 +72,7 @@ def mse_vs_hidden_figure(results: Mapping[int, Mapping[str, float]], pca: Mappin
 
 def learning_curves_figure(histories: Mapping[int, Mapping[str, Any]]) -> Figure:
     """Per-epoch CD loss and reconstruction MSE of each M's run (one colour per M)."""
-    fig, (ax_loss, ax_mse) = plt.subplots(1, 2, figsize=(11.0, 3.8))
+    fig, (ax_loss, ax_mse) = plt.subplots(1, 2, figsize=(11.0, 4.6))
     for i, (m, hist) in enumerate(sorted(histories.items())):
         color = f"C{i}"
         epochs = np.arange(1, len(hist["loss"]) + 1)
@@ -85,7 +85,26 @@ def learning_curves_figure(histories: Mapping[int, Mapping[str, Any]]) -> Figure
     ax_mse.set(xlabel="epoch", ylabel="MSE per pixel ([0, 1] units)", title="reconstruction MSE")
     for ax in (ax_loss, ax_mse):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=1 if ax is ax_loss else 3)
+    ax_loss.legend(fontsize=8)
+    # below the axes: the nine MSE curves leave no free corner inside them
+    ax_mse.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     return fig
 
+
+
+def mse_vs_steps_figure(by_steps: Mapping[int, Mapping[int, float]], meanfield: Mapping[int, float]) -> Figure:
+    """Test MSE of the chain's reconstruction E[v | h_{k-1}] against the number of Gibbs steps k, one
+    curve per M, with each M's mean-field MSE as a dashed line."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for i, (m, curve) in enumerate(sorted(by_steps.items())):
+        ks = sorted(curve)
+        ax.plot(ks, [curve[k] for k in ks], "-", color=f"C{i}", marker="o", ms=3, label=f"M={m}, k-step chain")
+        ax.axhline(meanfield[m], color=f"C{i}", ls="--", lw=1, label=f"M={m}, mean-field")
+    ax.set_xlabel("Gibbs steps k of the reconstruction chain (training used k = 5)")
+    ax.set_ylabel("test MSE per pixel ([0, 1] units)")
+    ax.set_ylim(bottom=0.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
