@@ -12,7 +12,7 @@ import torch
 
 from hw5 import data
 from hw5.checkpoint import CheckpointError
-from hw5.metrics.vae import (active_units, class_variance_share, conditional_samples, encode_mean, knn_accuracy, linear_probe,
+from hw5.metrics.vae import (active_units, class_relative, class_variance_share, linear_r2, conditional_samples, encode_mean, knn_accuracy, linear_probe,
                              negative_elbo, silhouette, tsne_embedding)
 from hw5.models.vae import VAE, vae_loss
 from hw5.training.vae import VAEConfig, evaluate, kl_weight, train_vae
@@ -159,6 +159,11 @@ def test_knn_accuracy_against_brute_force():
     # against the one-dimensional eta^2 computed by hand
     f, g = np.array([[1.0], [3.0], [10.0], [14.0]]), np.array([0, 0, 1, 1])
     assert class_variance_share(f, g) == pytest.approx(((2 - 7) ** 2 + (12 - 7) ** 2) / 2 / np.var(f))
+    rel = class_relative(np.array([1.0, 3.0, 10.0, 14.0]), np.array([0, 0, 1, 1]))
+    np.testing.assert_allclose(rel, [-1, 1, -2, 2])
+    x = rng.normal(size=(400, 3))
+    assert linear_r2(x, x @ [1.0, -2.0, 0.5] + 3) == pytest.approx(1.0)
+    assert linear_r2(x, rng.normal(size=400)) < 0.05
     assert active_units(np.stack([rng.normal(0, 1, 500), rng.normal(0, 0.05, 500)], 1)) == 1
 
 

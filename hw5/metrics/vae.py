@@ -150,6 +150,23 @@ def class_variance_share(features: np.ndarray, labels: np.ndarray) -> float:
     return float(between / (centred ** 2).mean(0).sum())
 
 
+def class_relative(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``values`` minus the mean of their class: what is left of a property once the class is known."""
+    values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels)
+    means = np.zeros(int(labels.max()) + 1)
+    np.add.at(means, labels, values)
+    return values - (means / np.bincount(labels, minlength=len(means)))[labels]
+
+
+def linear_r2(features: np.ndarray, target: np.ndarray, folds: int = 2) -> float:
+    """Cross-validated R^2 of a least-squares linear map features -> target (1 = the features hold the
+    target linearly, 0 = no better than its mean); ``folds`` contiguous folds, no shuffling."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import cross_val_score
+
+    return float(cross_val_score(LinearRegression(), features, target, cv=folds, scoring="r2").mean())
+
+
 def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0, n_jobs: int | None = None,
                    cache_dir: str | Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """``sklearn.manifold.TSNE`` of ``features`` to 2-D (Barnes-Hut, PCA initialisation, ``random_state=seed``).

@@ -34,8 +34,8 @@ def plot_vae_histories(histories: Mapping[str, Mapping[str, Any]]) -> Figure:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[1].set_ylim(axes[1].get_ylim()[0], np.percentile(np.concatenate(
-        [h["val_recon"] for h in histories.values()]), 95))
+    lo = min(min(h["val_recon"]) for h in histories.values())
+    axes[1].set_ylim(lo - 1, lo + 12)
     fig.tight_layout()
     return fig
 
@@ -134,12 +134,16 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: s
 
 
 def tsne_by_value(embeddings: Mapping[str, np.ndarray], values: np.ndarray, label: str,
-                  subtitles: Mapping[str, str] | None = None) -> Figure:
-    """The same 2-D maps coloured by a continuous per-image quantity (e.g. mean brightness)."""
+                  subtitles: Mapping[str, str] | None = None, centred: bool = False) -> Figure:
+    """The same 2-D maps coloured by a continuous per-image quantity (e.g. mean brightness); ``centred``
+    uses a diverging colour map symmetric about 0 (for deviations from a class mean)."""
     fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings) + 0.8, 5.0), squeeze=False)
     lo, hi = np.percentile(values, [1, 99])
+    if centred:
+        lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
     for ax, (name, emb) in zip(axes[0], embeddings.items()):
-        points = ax.scatter(emb[:, 0], emb[:, 1], c=values, s=2, cmap="viridis", vmin=lo, vmax=hi, rasterized=True)
+        points = ax.scatter(emb[:, 0], emb[:, 1], c=values, s=2, cmap="coolwarm" if centred else "viridis",
+                            vmin=lo, vmax=hi, rasterized=True)
         ax.set_title(name + ("\n" + subtitles[name] if subtitles and name in subtitles else ""), fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
