@@ -10,7 +10,7 @@ from hw5 import data
 from hw5.checkpoint import load_checkpoint
 from hw5.models.dcgan import DCGAN, Discriminator, Generator, discriminator_loss, generator_loss
 from hw5.training import gan as gan_loop
-from hw5.training.common import TrainingDiverged
+from hw5.training.common import TrainingDiverged, autocast, resolve_precision
 from hw5.training.gan import GANConfig, train_gan
 from hw5.utils import layer_shapes
 
@@ -103,8 +103,20 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         train_gan(torch.zeros(4, 28, 28, dtype=torch.uint8), GANConfig(), 0)
     with pytest.raises(ValueError, match="precision must be one of"):
-        train_gan(torch.zeros(4, 28, 28, dtype=torch.uint8), GANConfig(batch_size=2, precision="fp16"), 1,
-                  show_progress=False)
+        GANConfig(batch_size=2, precision="fp16")
+
+
+def test_auto_precision_is_bf16_on_gpus_and_fp32_on_cpus():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("auto", cuda) == "bf16"
+    assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cuda) == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp16", cpu)
+    x = torch.randn(4, 4)
+    with autocast(cpu, "auto"):
+        assert (x @ x).dtype == torch.float32
+    with autocast(cpu, "bf16"):
+        assert (x @ x).dtype == torch.bfloat16
 
 
 @pytest.fixture(scope="module")
