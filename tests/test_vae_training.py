@@ -12,8 +12,8 @@ import torch
 
 from hw5 import data
 from hw5.checkpoint import CheckpointError
-from hw5.metrics.vae import (active_units, class_relative, class_variance_share, linear_r2, conditional_samples, encode_mean, knn_accuracy, linear_probe,
-                             negative_elbo, silhouette, tsne_embedding)
+from hw5.metrics.vae import (active_units, class_relative, class_variance_share, conditional_samples, encode_mean,
+                             knn_accuracy, linear_probe, linear_r2, negative_elbo, silhouette, tsne_embedding)
 from hw5.models.vae import VAE, vae_loss
 from hw5.training.vae import VAEConfig, evaluate, kl_weight, train_vae
 
