@@ -64,3 +64,21 @@ def test_baseline_loops_take_steps():
     x, _ = next(iter(signed))
     assert x.shape == (8, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
     assert len(baselines.gan_epoch(DCGAN(), signed, cpu, 1)) == 1
+
+
+def test_floor_recorder_keeps_the_dense_work_and_replays_it():
+    import bench_train
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(5, 3)
+    x = torch.randn(4, 5)
+
+    def step() -> None:
+        layer(x).relu().sum().backward()
+        torch.randn(7)
+
+    calls = bench_train.record(step)
+    # forward addmm, backward mm for the weight gradient only (x needs none), the draw; relu and sum dropped
+    assert sorted(func.overloadpacket.__name__ for func, _, _ in calls) == ["addmm", "mm", "randn"]
+    assert layer.weight.grad is not None  # recording ran the step as usual
+    assert bench_train.replay_seconds(calls, torch.device("cpu")) > 0
