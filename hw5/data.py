@@ -317,6 +317,22 @@ def stratified_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.
     return torch.cat(picked).sort().values
 
 
+def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """Fold index in [0, folds) of every item, balanced per class (seeded): item i is validated in fold
+    ``fold[i]`` and fitted in the others, so k-fold cross-validation scores every item exactly once."""
+    if not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    gen = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    fold = torch.empty(labels.numel(), dtype=torch.long)
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        if members.numel() < folds:
+            raise ValueError(f"class {c} has {members.numel()} items, fewer than folds={folds}")
+        fold[members[torch.randperm(members.numel(), generator=gen)]] = torch.arange(members.numel()) % folds
+    return fold
+
+
 def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Disjoint sorted index sets (train, validation) covering ``range(n)``; round(n * f) for validation."""
     if not 0.0 < val_fraction < 1.0:

@@ -10,10 +10,11 @@ import torch
 from hw5.metrics.gan import (class_fractions, frechet_distance, inception_score, judge, nearest_neighbours,
                              sample_report)
 from hw5.models.classifier import Classifier
-from hw5.data import random_affine, random_shift
+from hw5.data import random_affine, random_shift, stratified_folds
 from hw5.models.classifier import LinearProbe
 from hw5.training.classifier import ClassifierConfig, accuracy, train_classifier
-from hw5.training.probe import ProbeConfig, augmented_features, probe_accuracy, run_probe, train_probe
+from hw5.training.probe import (ProbeConfig, augmented_features, cross_validate, probe_accuracy, run_probe,
+                                train_probe)
 
 
 def _blobs(n_per_class: int, dim: int, seed: int, spread: float = 0.3):
@@ -79,15 +80,45 @@ def test_run_probe_protocol_never_looks_at_test_labels():
     x, y = _bar_images(20, seed=0)
     xt, yt = _bar_images(10, seed=1)
     extractor = lambda im: im.flatten(1)  # noqa: E731  raw pixels
-    config = ProbeConfig(weight_decays=(1e-4, 1e-1), augment_copies=1, val_per_class=5, max_iter=100)
+    config = ProbeConfig(weight_decays=(1e-4, 1e-1), augment_copies=1, folds=4, max_iter=100)
     probe, report = run_probe(extractor, x, y, xt, yt, config)
     assert report["test_acc"] == 1.0 and report["train_acc"] == 1.0
-    assert report["weight_decay"] in (1e-4, 1e-1) and report["val_acc"] == 1.0
-    assert set(report["val_scores"]) == {"0.0001", "0.1"} and report["augment_copies"] == 1
+    assert report["weight_decay"] in (1e-4, 1e-1) and report["cv_acc"] == 1.0
+    assert set(report["cv_scores"]) == {"0.0001", "0.1"} and report["augment_copies"] == 1
+    assert report["folds"] == 4
     scrambled = yt[torch.randperm(yt.numel(), generator=torch.Generator().manual_seed(0))]
     _, other = run_probe(extractor, x, y, xt, scrambled, config)
-    assert other["val_scores"] == report["val_scores"] and other["weight_decay"] == report["weight_decay"]
+    assert other["cv_scores"] == report["cv_scores"] and other["weight_decay"] == report["weight_decay"]
     assert other["test_acc"] < 0.5, "only the reported test accuracy depends on the test labels"
+
+
+def test_cross_validation_scores_every_image_once_with_its_copies_held_out():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(8)  # 3 classes x 8 items
+    # pure-noise features, and a "copy" of every image equal to it: fitting on a held-out image's copy would
+    # memorise it (cross-validated accuracy near 1) instead of scoring near chance
+    feats = torch.randn(1, 24, 12, generator=gen).repeat(2, 1, 1)
+    fold = stratified_folds(labels, 4, seed=1)
+    assert sorted(fold.tolist()) == sorted([0, 1, 2, 3] * 6)
+    assert all(torch.bincount(fold[labels == c], minlength=4).tolist() == [2, 2, 2, 2] for c in range(3))
+    assert torch.equal(fold, stratified_folds(labels, 4, seed=1))
+    config = ProbeConfig(weight_decays=(1e-2, 1.0), folds=4, max_iter=50, seed=0)
+    scores = cross_validate(feats, labels, config)
+    expected = {}
+    for wd in (1.0, 1e-2):  # independently: one probe per fold, fitted from scratch
+        hits = 0
+        for k in range(4):
+            fit, val = fold != k, fold == k
+            probe = train_probe(feats[:, fit].flatten(0, 1), labels[fit].repeat(2), wd, 50)
+            hits += int((probe(feats[0, val]).argmax(1) == labels[val]).sum())
+        expected[wd] = hits / 24
+    assert scores.keys() == expected.keys() and scores[1e-2] < 0.75
+    for wd in scores:  # warm starts change the path, not the (convex) optimum
+        assert scores[wd] == pytest.approx(expected[wd], abs=1 / 24 + 1e-9)
+    with pytest.raises(ValueError, match="folds must be an integer >= 2"):
+        stratified_folds(labels, 1, seed=0)
+    with pytest.raises(ValueError, match="need max_iter >= 1, augment_copies >= 0 and folds >= 2"):
+        ProbeConfig(folds=1)
 
 
 def test_augmented_features_layout():

@@ -9,9 +9,11 @@ optimiser's learning rate or a number of epochs (``max_iter`` only bounds the wo
 then folded into the layer (W' = W / s, b' = b - W' m): the result is one linear layer
 (:class:`hw5.models.classifier.LinearProbe`, an ``nn.Linear(d, 10)``) applied to the raw features phi(x).
 
-lambda, the one choice the homework leaves open, is chosen on a stratified validation slice of the
-*training* images (the test set is used once, for the reported accuracy); the probe is then refitted on all
-training images with it. Optionally the training images
+lambda, the one choice the homework leaves open, is chosen by stratified k-fold cross-validation on the
+*training* images: each lambda is scored by the accuracy on every training image of a probe fitted without
+that image's fold (its augmented copies stay out too), so all 6,000 images vote and not a small slice. The
+test set is used once, for the reported accuracy; the probe is refitted on all training images with the
+chosen lambda. Optionally the training images
 are augmented: ``augment_copies`` randomly rotated/scaled/shifted copies of every training image are added
 (:func:`hw5.data.random_affine`), so the probe sees ``1 + augment_copies`` feature vectors per image. This is
 still a linear layer trained on features of the same 10% of the training set; it teaches the layer the
@@ -27,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import random_affine, random_shift, stratified_subset
+from ..data import random_affine, random_shift, stratified_folds
 from ..models.classifier import LinearProbe
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """The probe's penalty grid, augmentation and solver budget."""
+    """The probe's penalty grid, augmentation, cross-validation folds and solver budget."""
 
     weight_decays: tuple[float, ...] = (1e-3, 1e-4, 1e-5)
     augment_copies: int = 8
@@ -41,14 +43,14 @@ class ProbeConfig:
     max_shift: int = 2
     max_degrees: float = 10.0
     max_scale: float = 0.1
-    val_per_class: int = 100
+    folds: int = 5
     max_iter: int = 200
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_iter < 1 or self.augment_copies < 0 or self.val_per_class < 1:
-            raise ValueError(f"need max_iter >= 1, augment_copies >= 0 and val_per_class >= 1; got "
-                             f"{self.max_iter}, {self.augment_copies} and {self.val_per_class}")
+        if self.max_iter < 1 or self.augment_copies < 0 or self.folds < 2:
+            raise ValueError(f"need max_iter >= 1, augment_copies >= 0 and folds >= 2; got "
+                             f"{self.max_iter}, {self.augment_copies} and {self.folds}")
         if self.augmentation not in ("shift", "affine"):
             raise ValueError(f"augmentation must be 'shift' or 'affine', got {self.augmentation!r}")
         if not self.weight_decays or min(self.weight_decays) < 0:
@@ -123,32 +125,44 @@ def probe_accuracy(probe: nn.Module, features: torch.Tensor, labels: torch.Tenso
     return (probe(features).argmax(1) == labels).float().mean().item()
 
 
+def cross_validate(features: torch.Tensor, labels: torch.Tensor, config: ProbeConfig) -> dict[float, float]:
+    """k-fold cross-validated accuracy of every lambda in ``config.weight_decays``.
+
+    ``features`` is (views, N, d) with view 0 the original images (:func:`augmented_features`). For each
+    fold the probes are fitted on the other folds' images and all their views, from the largest lambda
+    down (each warm-starting the next), and scored on the fold's original images.
+    """
+    fold = stratified_folds(labels, config.folds, config.seed + 1).to(labels.device)
+    correct = dict.fromkeys(config.weight_decays, 0)
+    for k in range(config.folds):
+        fit, val = fold != k, fold == k
+        fit_feats, fit_labels = features[:, fit].flatten(0, 1), labels[fit].repeat(features.shape[0])
+        probe = None
+        for wd in sorted(config.weight_decays, reverse=True):
+            probe = train_probe(fit_feats, fit_labels, wd, config.max_iter, init=probe)
+            correct[wd] += round(probe_accuracy(probe, features[0, val], labels[val]) * int(val.sum()))
+        del fit_feats
+    return {wd: c / labels.numel() for wd, c in correct.items()}
+
+
 def run_probe(extractor: Callable[[torch.Tensor], torch.Tensor], train_images: torch.Tensor,
               train_labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
               config: ProbeConfig) -> tuple[LinearProbe, dict]:
-    """The whole protocol: choose lambda on a validation slice of the training images, refit on all of
-    them, report train (original images) and test accuracy.
+    """The whole protocol: choose lambda by k-fold cross-validation on the training images, refit on all
+    of them, report train (original images) and test accuracy.
 
     ``extractor`` maps float images in [0, 1] (B, 1, 28, 28) to features.
     """
     feats = augmented_features(extractor, train_images, config)  # (1 + copies, N, d)
-    val = stratified_subset(train_labels, config.val_per_class, config.seed + 1).to(train_labels.device)
-    fit = torch.ones(train_labels.numel(), dtype=torch.bool, device=train_labels.device)
-    fit[val] = False
-    n_views = feats.shape[0]
-    fit_feats, fit_labels = feats[:, fit].flatten(0, 1), train_labels[fit].repeat(n_views)
-    scores, probe = {}, None
-    for wd in sorted(config.weight_decays, reverse=True):  # validation images and their copies stay out
-        probe = train_probe(fit_feats, fit_labels, wd, config.max_iter, init=probe)
-        scores[wd] = probe_accuracy(probe, feats[0, val], train_labels[val])
-    del fit_feats
+    scores = cross_validate(feats, train_labels, config)
     wd = max(sorted(scores, reverse=True), key=lambda w: scores[w])  # ties: the larger lambda
-    probe = train_probe(feats.flatten(0, 1), train_labels.repeat(n_views), wd, config.max_iter)
+    probe = train_probe(feats.flatten(0, 1), train_labels.repeat(feats.shape[0]), wd, config.max_iter)
     test_feats = extract_features(extractor, test_images.unsqueeze(1).float().div(255.0))
     return probe, {
         "weight_decay": wd,
-        "val_acc": scores[wd],
-        "val_scores": {str(w): a for w, a in scores.items()},
+        "cv_acc": scores[wd],
+        "cv_scores": {str(w): a for w, a in scores.items()},
+        "folds": config.folds,
         "train_acc": probe_accuracy(probe, feats[0], train_labels),
         "test_acc": probe_accuracy(probe, test_feats, test_labels),
         "feature_dim": int(feats.shape[-1]),
