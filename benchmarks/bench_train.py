@@ -15,7 +15,7 @@ Work per step is counted once, on the baseline's step, with ``torch.utils.flop_c
 shown against the machine's own matmul rate measured in the same run (a large fp32 ``torch.matmul``), so
 the ratio holds on a noisy machine.
 
-The "floor" columns bound what any rewrite of a loop could reach: the hw5 step's matmuls, convolutions,
+The "floor" columns bound what removing overhead from a loop could reach: the hw5 step's matmuls, convolutions,
 factorisations, random draws and fused optimiser updates (the aten calls it dispatches, recorded with their
 exact shapes) are replayed back to back on random tensors, without Python, autograd or element-wise kernels.
 ``floor/baseline`` is the ratio a loop would have if everything else cost nothing.

@@ -301,19 +301,24 @@ def minibatches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
         yield tuple(t.index_select(0, idx) for t in tensors)
 
 
+def _shuffled_classes(labels: torch.Tensor, minimum: int, name: str, seed: int) -> Iterator[torch.Tensor]:
+    """The indices of each class's items in a seeded random order, class by class (CPU tensors); a class
+    with fewer than ``minimum`` items raises, naming the argument ``name`` that asked for them."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        if members.numel() < minimum:
+            raise ValueError(f"class {c} has {members.numel()} items, fewer than {name}={minimum}")
+        yield members[torch.randperm(members.numel(), generator=gen)]
+
+
 def stratified_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
     """Sorted indices of ``per_class`` items of every class, drawn without replacement (seeded).
 
     Problem 1.2's "10% of the training set" is ``stratified_subset(train_labels, 600, seed)``.
     """
-    gen = torch.Generator().manual_seed(seed)
-    labels = labels.cpu()
-    picked = []
-    for c in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == c).flatten()
-        if members.numel() < per_class:
-            raise ValueError(f"class {c} has {members.numel()} items, fewer than per_class={per_class}")
-        picked.append(members[torch.randperm(members.numel(), generator=gen)[:per_class]])
+    picked = [members[:per_class] for members in _shuffled_classes(labels, per_class, "per_class", seed)]
     return torch.cat(picked).sort().values
 
 
@@ -322,14 +327,9 @@ def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> torch.Tenso
     ``fold[i]`` and fitted in the others, so k-fold cross-validation scores every item exactly once."""
     if not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
-    gen = torch.Generator().manual_seed(seed)
-    labels = labels.cpu()
     fold = torch.empty(labels.numel(), dtype=torch.long)
-    for c in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == c).flatten()
-        if members.numel() < folds:
-            raise ValueError(f"class {c} has {members.numel()} items, fewer than folds={folds}")
-        fold[members[torch.randperm(members.numel(), generator=gen)]] = torch.arange(members.numel()) % folds
+    for members in _shuffled_classes(labels, folds, "folds", seed):
+        fold[members] = torch.arange(members.numel()) % folds
     return fold
 
 

@@ -140,7 +140,7 @@ def cross_validate(features: torch.Tensor, labels: torch.Tensor, config: ProbeCo
         probe = None
         for wd in sorted(config.weight_decays, reverse=True):
             probe = train_probe(fit_feats, fit_labels, wd, config.max_iter, init=probe)
-            correct[wd] += round(probe_accuracy(probe, features[0, val], labels[val]) * int(val.sum()))
+            correct[wd] += int((probe(features[0, val]).argmax(1) == labels[val]).sum())
         del fit_feats
     return {wd: c / labels.numel() for wd, c in correct.items()}
 
