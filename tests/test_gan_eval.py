@@ -13,8 +13,8 @@ from hw5.models.classifier import Classifier
 from hw5.data import random_affine, random_shift, stratified_folds
 from hw5.models.classifier import LinearProbe
 from hw5.training.classifier import ClassifierConfig, accuracy, train_classifier
-from hw5.training.probe import (ProbeConfig, augmented_features, cross_validate, probe_accuracy, run_probe,
-                                train_probe)
+from hw5.training.probe import (ProbeConfig, augmented_features, cross_validate, grid_label, probe_accuracy,
+                                run_probe, train_probe)
 
 
 def _blobs(n_per_class: int, dim: int, seed: int, spread: float = 0.3):
@@ -84,12 +84,32 @@ def test_run_probe_protocol_never_looks_at_test_labels():
     probe, report = run_probe(extractor, x, y, xt, yt, config)
     assert report["test_acc"] == 1.0 and report["train_acc"] == 1.0
     assert report["weight_decay"] in (1e-4, 1e-1) and report["cv_acc"] == 1.0
-    assert set(report["cv_scores"]) == {"0.0001", "0.1"} and report["augment_copies"] == 1
+    assert set(report["cv_scores"]) == {"copies=1,lambda=0.0001", "copies=1,lambda=0.1"}
+    assert report["augment_copies"] == 1
     assert report["folds"] == 4
     scrambled = yt[torch.randperm(yt.numel(), generator=torch.Generator().manual_seed(0))]
     _, other = run_probe(extractor, x, y, xt, scrambled, config)
     assert other["cv_scores"] == report["cv_scores"] and other["weight_decay"] == report["weight_decay"]
     assert other["test_acc"] < 0.5, "only the reported test accuracy depends on the test labels"
+
+
+def test_run_probe_chooses_copies_and_lambda_by_cross_validation():
+    """On pure noise the grid points score differently; the report's pair is the best, ties going to fewer
+    copies and the larger lambda, and the test accuracy is that of the pair refitted on all training images."""
+    x = torch.randint(0, 255, (40, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(4).repeat_interleave(10)
+    config = ProbeConfig(weight_decays=(1e-3, 1.0), augment_copies=(0, 2), folds=2, max_iter=40)
+    extractor = lambda im: im.flatten(1)  # noqa: E731
+    probe, report = run_probe(extractor, x, y, x, y, config)
+    scores = cross_validate(augmented_features(extractor, x, config), y, config)
+    assert report["cv_scores"] == {grid_label(c, wd): v for (c, wd), v in scores.items()}
+    assert "copies=2,lambda=0.001" in report["cv_scores"]
+    best = max(scores.values())
+    first = min((c, -wd) for (c, wd), v in scores.items() if v == best)
+    assert (report["augment_copies"], report["weight_decay"]) == (first[0], -first[1])
+    feats = augmented_features(extractor, x, config)[:1 + first[0]]
+    refit = train_probe(feats.flatten(0, 1), y.repeat(feats.shape[0]), -first[1], 40)
+    assert torch.equal(refit.weight, probe.weight)
 
 
 def test_cross_validation_scores_every_image_once_with_its_copies_held_out():
@@ -102,23 +122,30 @@ def test_cross_validation_scores_every_image_once_with_its_copies_held_out():
     assert sorted(fold.tolist()) == sorted([0, 1, 2, 3] * 6)
     assert all(torch.bincount(fold[labels == c], minlength=4).tolist() == [2, 2, 2, 2] for c in range(3))
     assert torch.equal(fold, stratified_folds(labels, 4, seed=1))
-    config = ProbeConfig(weight_decays=(1e-2, 1.0), folds=4, max_iter=50, seed=0)
+    config = ProbeConfig(weight_decays=(1e-2, 1.0), augment_copies=(0, 1), folds=4, max_iter=50, seed=0)
     scores = cross_validate(feats, labels, config)
     expected = {}
-    for wd in (1.0, 1e-2):  # independently: one probe per fold, fitted from scratch
-        hits = 0
-        for k in range(4):
-            fit, val = fold != k, fold == k
-            probe = train_probe(feats[:, fit].flatten(0, 1), labels[fit].repeat(2), wd, 50)
-            hits += int((probe(feats[0, val]).argmax(1) == labels[val]).sum())
-        expected[wd] = hits / 24
-    assert scores.keys() == expected.keys() and scores[1e-2] < 0.75
-    for wd in scores:  # warm starts change the path, not the (convex) optimum
-        assert scores[wd] == pytest.approx(expected[wd], abs=1 / 24 + 1e-9)
+    for copies in (0, 1):
+        for wd in (1.0, 1e-2):  # independently: one probe per fold, fitted from scratch
+            hits = 0
+            for k in range(4):
+                fit, val = fold != k, fold == k
+                probe = train_probe(feats[:1 + copies, fit].flatten(0, 1), labels[fit].repeat(1 + copies), wd, 50)
+                hits += int((probe(feats[0, val]).argmax(1) == labels[val]).sum())
+            expected[copies, wd] = hits / 24
+    assert scores.keys() == expected.keys() and scores[1, 1e-2] < 0.75
+    for key in scores:  # warm starts change the path, not the (convex) optimum
+        assert scores[key] == pytest.approx(expected[key], abs=1 / 24 + 1e-9)
+    with pytest.raises(ValueError, match="features hold 1 copies, the grid needs 2"):
+        cross_validate(feats, labels, ProbeConfig(augment_copies=2, folds=4))
     with pytest.raises(ValueError, match="folds must be an integer >= 2"):
         stratified_folds(labels, 1, seed=0)
-    with pytest.raises(ValueError, match="need max_iter >= 1, augment_copies >= 0 and folds >= 2"):
+    with pytest.raises(ValueError, match="need max_iter >= 1, augment_copies >= 0"):
         ProbeConfig(folds=1)
+    with pytest.raises(ValueError, match="augment_copies >= 0"):
+        ProbeConfig(augment_copies=(8, -1))
+    with pytest.raises(ValueError, match="augment_copies >= 0"):
+        ProbeConfig(augment_copies=())
 
 
 def test_augmented_features_layout():
@@ -128,6 +155,10 @@ def test_augmented_features_layout():
     assert feats.shape == (4, 20, 784)
     assert torch.allclose(feats[0], x.float().div(255).flatten(1))
     assert not torch.allclose(feats[1], feats[0]) and not torch.allclose(feats[1], feats[2])
+    grid = ProbeConfig(augment_copies=(5, 0, 3, 5))  # a grid: extract the largest, copies are nested
+    assert grid.augment_copies == (0, 3, 5)
+    nested = augmented_features(lambda im: im.flatten(1), x, grid)
+    assert nested.shape == (6, 20, 784) and torch.equal(nested[:4], feats)
     with pytest.raises(ValueError, match="need max_iter >= 1"):
         ProbeConfig(max_iter=0)
     with pytest.raises(ValueError, match="weight_decays must be a non-empty tuple"):

@@ -9,15 +9,18 @@ optimiser's learning rate or a number of epochs (``max_iter`` only bounds the wo
 then folded into the layer (W' = W / s, b' = b - W' m): the result is one linear layer
 (:class:`hw5.models.classifier.LinearProbe`, an ``nn.Linear(d, 10)``) applied to the raw features phi(x).
 
-lambda, the one choice the homework leaves open, is chosen by stratified k-fold cross-validation on the
-*training* images: each lambda is scored by the accuracy on every training image of a probe fitted without
-that image's fold (its augmented copies stay out too), so all 6,000 images vote and not a small slice. The
-test set is used once, for the reported accuracy; the probe is refitted on all training images with the
-chosen lambda. Optionally the training images
-are augmented: ``augment_copies`` randomly rotated/scaled/shifted copies of every training image are added
-(:func:`hw5.data.random_affine`), so the probe sees ``1 + augment_copies`` feature vectors per image. This is
-still a linear layer trained on features of the same 10% of the training set; it teaches the layer the
-small invariances that a 10-way linear read-out of a 4x4 feature map cannot learn from 600 images per digit.
+The training images may be augmented: ``c`` randomly shifted (or rotated/scaled/shifted) copies of every
+training image are added (:func:`hw5.data.random_shift`, :func:`hw5.data.random_affine`), so the probe sees
+``1 + c`` feature vectors per image. This is still a linear layer trained on features of the same 10% of the
+training set; it teaches the layer the small invariances that a 10-way linear read-out of a 4x4 feature map
+cannot learn from 600 images per digit.
+
+The two choices the homework leaves open, lambda and the number of copies c, are chosen together by
+stratified k-fold cross-validation on the *training* images: each (c, lambda) is scored by the accuracy on
+every training image of a probe fitted without that image's fold (its copies stay out too), so all 6,000
+images vote and not a small slice. The copies are nested (the c-copy set is the first c copies of the largest
+one), so one feature extraction serves the whole grid. The test set is used once, for the reported accuracy;
+the probe is refitted on all training images with the chosen (c, lambda).
 """
 
 from __future__ import annotations
@@ -35,10 +38,13 @@ from ..models.classifier import LinearProbe
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """The probe's penalty grid, augmentation, cross-validation folds and solver budget."""
+    """The probe's grids (penalty lambda, augmented copies c), augmentation, folds and solver budget.
 
-    weight_decays: tuple[float, ...] = (1e-3, 1e-4, 1e-5)
-    augment_copies: int = 8
+    ``augment_copies`` may be given as one int (no choice: a one-point grid).
+    """
+
+    weight_decays: tuple[float, ...] = (1e-2, 1e-3)
+    augment_copies: tuple[int, ...] = (0, 8, 16)
     augmentation: str = "shift"  # "shift": integer translations; "affine": also rotation and scale
     max_shift: int = 2
     max_degrees: float = 10.0
@@ -48,9 +54,11 @@ class ProbeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_iter < 1 or self.augment_copies < 0 or self.folds < 2:
-            raise ValueError(f"need max_iter >= 1, augment_copies >= 0 and folds >= 2; got "
-                             f"{self.max_iter}, {self.augment_copies} and {self.folds}")
+        copies = (self.augment_copies,) if isinstance(self.augment_copies, int) else tuple(self.augment_copies)
+        object.__setattr__(self, "augment_copies", tuple(sorted(set(copies))))  # frozen: set once, here
+        if self.max_iter < 1 or not copies or min(copies) < 0 or self.folds < 2:
+            raise ValueError(f"need max_iter >= 1, augment_copies >= 0 (an int or a non-empty tuple) and "
+                             f"folds >= 2; got {self.max_iter}, {copies} and {self.folds}")
         if self.augmentation not in ("shift", "affine"):
             raise ValueError(f"augmentation must be 'shift' or 'affine', got {self.augmentation!r}")
         if not self.weight_decays or min(self.weight_decays) < 0:
@@ -67,18 +75,20 @@ def extract_features(extractor: Callable[[torch.Tensor], torch.Tensor], images: 
 
 def augmented_features(extractor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
                        config: ProbeConfig) -> torch.Tensor:
-    """Features of ``images`` (uint8 (N, 28, 28)) and of ``config.augment_copies`` random affine copies.
+    """Features of ``images`` (uint8 (N, 28, 28)) and of c = max(``config.augment_copies``) random copies.
 
-    Returns (1 + copies, N, d): index 0 holds the original images' features. ``extractor`` receives
-    float images in [0, 1], (B, 1, 28, 28).
+    Returns (1 + c, N, d): index 0 holds the original images' features; copies are drawn one after another
+    from one seeded generator, so the first k of them do not depend on c. ``extractor`` receives float images
+    in [0, 1], (B, 1, 28, 28).
     """
     unit = images.unsqueeze(1).float().div(255.0)  # (N, 28, 28) -> (N, 1, 28, 28) in [0, 1]
     gen = torch.Generator().manual_seed(config.seed)
+    copies = max(config.augment_copies)
     if config.augmentation == "shift":  # exact integer translations: no resampling blur
-        views = [unit] + [random_shift(unit, config.max_shift, gen) for _ in range(config.augment_copies)]
+        views = [unit] + [random_shift(unit, config.max_shift, gen) for _ in range(copies)]
     else:
         views = [unit] + [random_affine(unit, config.max_degrees, config.max_scale, config.max_shift, gen)
-                          for _ in range(config.augment_copies)]
+                          for _ in range(copies)]
     return torch.stack([extract_features(extractor, v) for v in views])
 
 
@@ -125,47 +135,61 @@ def probe_accuracy(probe: nn.Module, features: torch.Tensor, labels: torch.Tenso
     return (probe(features).argmax(1) == labels).float().mean().item()
 
 
-def cross_validate(features: torch.Tensor, labels: torch.Tensor, config: ProbeConfig) -> dict[float, float]:
-    """k-fold cross-validated accuracy of every lambda in ``config.weight_decays``.
+def cross_validate(features: torch.Tensor, labels: torch.Tensor,
+                   config: ProbeConfig) -> dict[tuple[int, float], float]:
+    """k-fold cross-validated accuracy of every (copies c, lambda) in the config's grids.
 
     ``features`` is (views, N, d) with view 0 the original images (:func:`augmented_features`). For each
-    fold the probes are fitted on the other folds' images and all their views, from the largest lambda
-    down (each warm-starting the next), and scored on the fold's original images.
+    fold and c the probes are fitted on the other folds' images and their first c copies, from the largest
+    lambda down (each warm-starting the next; the problem is convex, so only the path changes), and scored on
+    the fold's original images.
     """
+    if features.shape[0] < 1 + max(config.augment_copies):
+        raise ValueError(f"features hold {features.shape[0] - 1} copies, the grid needs "
+                         f"{max(config.augment_copies)}: build them with augmented_features(..., config)")
     fold = stratified_folds(labels, config.folds, config.seed + 1).to(labels.device)
-    correct = dict.fromkeys(config.weight_decays, 0)
+    grid = [(c, wd) for c in config.augment_copies for wd in sorted(config.weight_decays, reverse=True)]
+    correct = dict.fromkeys(grid, 0)
     for k in range(config.folds):
         fit, val = fold != k, fold == k
-        fit_feats, fit_labels = features[:, fit].flatten(0, 1), labels[fit].repeat(features.shape[0])
-        probe = None
-        for wd in sorted(config.weight_decays, reverse=True):
-            probe = train_probe(fit_feats, fit_labels, wd, config.max_iter, init=probe)
-            correct[wd] += int((probe(features[0, val]).argmax(1) == labels[val]).sum())
-        del fit_feats
-    return {wd: c / labels.numel() for wd, c in correct.items()}
+        for copies in config.augment_copies:
+            views = features[:1 + copies, fit]  # (1 + c, N_fit, d)
+            fit_feats, fit_labels = views.flatten(0, 1), labels[fit].repeat(views.shape[0])
+            probe = None
+            for wd in sorted(config.weight_decays, reverse=True):
+                probe = train_probe(fit_feats, fit_labels, wd, config.max_iter, init=probe)
+                correct[copies, wd] += int((probe(features[0, val]).argmax(1) == labels[val]).sum())
+            del views, fit_feats
+    return {key: c / labels.numel() for key, c in correct.items()}
+
+
+def grid_label(copies: int, weight_decay: float) -> str:
+    """The JSON key of one grid point, e.g. ``'copies=8,lambda=0.001'``."""
+    return f"copies={copies},lambda={weight_decay:g}"
 
 
 def run_probe(extractor: Callable[[torch.Tensor], torch.Tensor], train_images: torch.Tensor,
               train_labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
               config: ProbeConfig) -> tuple[LinearProbe, dict]:
-    """The whole protocol: choose lambda by k-fold cross-validation on the training images, refit on all
-    of them, report train (original images) and test accuracy.
+    """The whole protocol: choose (copies, lambda) by k-fold cross-validation on the training images, refit
+    on all of them, report train (original images) and test accuracy.
 
     ``extractor`` maps float images in [0, 1] (B, 1, 28, 28) to features.
     """
-    feats = augmented_features(extractor, train_images, config)  # (1 + copies, N, d)
+    feats = augmented_features(extractor, train_images, config)  # (1 + max copies, N, d)
     scores = cross_validate(feats, train_labels, config)
-    wd = max(sorted(scores, reverse=True), key=lambda w: scores[w])  # ties: the larger lambda
-    probe = train_probe(feats.flatten(0, 1), train_labels.repeat(feats.shape[0]), wd, config.max_iter)
+    copies, wd = max(scores, key=lambda key: scores[key])  # ties: the first, i.e. fewer copies, larger lambda
+    chosen = feats[:1 + copies]  # (1 + c, N, d)
+    probe = train_probe(chosen.flatten(0, 1), train_labels.repeat(chosen.shape[0]), wd, config.max_iter)
     test_feats = extract_features(extractor, test_images.unsqueeze(1).float().div(255.0))
     return probe, {
         "weight_decay": wd,
-        "cv_acc": scores[wd],
-        "cv_scores": {str(w): a for w, a in scores.items()},
+        "cv_acc": scores[copies, wd],
+        "cv_scores": {grid_label(*key): a for key, a in scores.items()},
         "folds": config.folds,
         "train_acc": probe_accuracy(probe, feats[0], train_labels),
         "test_acc": probe_accuracy(probe, test_feats, test_labels),
         "feature_dim": int(feats.shape[-1]),
         "n_train_images": int(train_labels.numel()),
-        "augment_copies": config.augment_copies,
+        "augment_copies": copies,
     }
