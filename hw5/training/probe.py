@@ -102,7 +102,7 @@ def train_probe(features: torch.Tensor, labels: torch.Tensor, weight_decay: floa
         raise ValueError(f"need weight_decay >= 0 and max_iter >= 1, got {weight_decay} and {max_iter}")
     features = features.detach().float()
     mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
-    u = (features - mean) / std
+    u = features.sub(mean).div_(std)  # (N, d); in place: one copy of the features, not two
     n_classes = int(labels.max()) + 1
     weight = torch.zeros(n_classes, u.shape[1], device=u.device)
     bias = torch.zeros(n_classes, device=u.device)
