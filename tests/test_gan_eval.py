@@ -94,8 +94,8 @@ def test_run_probe_protocol_never_looks_at_test_labels():
 
 
 def test_run_probe_chooses_copies_and_lambda_by_cross_validation():
-    """On pure noise the grid points score differently; the report's pair is the best, ties going to fewer
-    copies and the larger lambda, and the test accuracy is that of the pair refitted on all training images."""
+    """On pure-noise images the report's (copies, lambda) is the best cross-validated pair, ties going to fewer
+    copies and the larger lambda, and the returned probe is that pair refitted on all training images."""
     x = torch.randint(0, 255, (40, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
     y = torch.arange(4).repeat_interleave(10)
     config = ProbeConfig(weight_decays=(1e-3, 1.0), augment_copies=(0, 2), folds=2, max_iter=40)

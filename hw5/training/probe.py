@@ -40,7 +40,8 @@ from ..models.classifier import LinearProbe
 class ProbeConfig:
     """The probe's grids (penalty lambda, augmented copies c), augmentation, folds and solver budget.
 
-    ``augment_copies`` may be given as one int (no choice: a one-point grid).
+    ``augment_copies`` may be given as one int (no choice: a one-point grid). Both grids are stored sorted
+    in the order cross-validation walks them: copies ascending, lambdas descending.
     """
 
     weight_decays: tuple[float, ...] = (1e-2, 1e-3)
@@ -56,6 +57,7 @@ class ProbeConfig:
     def __post_init__(self) -> None:
         copies = (self.augment_copies,) if isinstance(self.augment_copies, int) else tuple(self.augment_copies)
         object.__setattr__(self, "augment_copies", tuple(sorted(set(copies))))  # frozen: set once, here
+        object.__setattr__(self, "weight_decays", tuple(sorted(set(self.weight_decays), reverse=True)))
         if self.max_iter < 1 or not copies or min(copies) < 0 or self.folds < 2:
             raise ValueError(f"need max_iter >= 1, augment_copies >= 0 (an int or a non-empty tuple) and "
                              f"folds >= 2; got {self.max_iter}, {copies} and {self.folds}")
@@ -83,12 +85,13 @@ def augmented_features(extractor: Callable[[torch.Tensor], torch.Tensor], images
     """
     unit = images.unsqueeze(1).float().div(255.0)  # (N, 28, 28) -> (N, 1, 28, 28) in [0, 1]
     gen = torch.Generator().manual_seed(config.seed)
-    copies = max(config.augment_copies)
-    if config.augmentation == "shift":  # exact integer translations: no resampling blur
-        views = [unit] + [random_shift(unit, config.max_shift, gen) for _ in range(copies)]
-    else:
-        views = [unit] + [random_affine(unit, config.max_degrees, config.max_scale, config.max_shift, gen)
-                          for _ in range(copies)]
+
+    def copy() -> torch.Tensor:
+        if config.augmentation == "shift":  # exact integer translations: no resampling blur
+            return random_shift(unit, config.max_shift, gen)
+        return random_affine(unit, config.max_degrees, config.max_scale, config.max_shift, gen)
+
+    views = [unit] + [copy() for _ in range(max(config.augment_copies))]
     return torch.stack([extract_features(extractor, v) for v in views])
 
 
@@ -148,18 +151,17 @@ def cross_validate(features: torch.Tensor, labels: torch.Tensor,
         raise ValueError(f"features hold {features.shape[0] - 1} copies, the grid needs "
                          f"{max(config.augment_copies)}: build them with augmented_features(..., config)")
     fold = stratified_folds(labels, config.folds, config.seed + 1).to(labels.device)
-    grid = [(c, wd) for c in config.augment_copies for wd in sorted(config.weight_decays, reverse=True)]
-    correct = dict.fromkeys(grid, 0)
+    correct = {(c, wd): 0 for c in config.augment_copies for wd in config.weight_decays}
     for k in range(config.folds):
         fit, val = fold != k, fold == k
         for copies in config.augment_copies:
             views = features[:1 + copies, fit]  # (1 + c, N_fit, d)
             fit_feats, fit_labels = views.flatten(0, 1), labels[fit].repeat(views.shape[0])
             probe = None
-            for wd in sorted(config.weight_decays, reverse=True):
+            for wd in config.weight_decays:  # descending
                 probe = train_probe(fit_feats, fit_labels, wd, config.max_iter, init=probe)
                 correct[copies, wd] += int((probe(features[0, val]).argmax(1) == labels[val]).sum())
-            del views, fit_feats
+            del views, fit_feats  # free this copy before the next c allocates its own
     return {key: c / labels.numel() for key, c in correct.items()}
 
 
