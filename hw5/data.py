@@ -342,6 +342,16 @@ def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[torch.Tenso
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
+def translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Every image of ``x`` (B, C, H, W) moved down by ``dy`` and right by ``dx`` pixels (zero fill)."""
+    h, w = x.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        raise ValueError(f"a translation by ({dy}, {dx}) leaves nothing of a {h}x{w} image")
+    padded = F.pad(x, (abs(dx), abs(dx), abs(dy), abs(dy)))  # (B, C, H, W) -> (B, C, H+2|dy|, W+2|dx|)
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[..., top:top + h, left:left + w]  # (B, C, H, W)
+
+
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Translate each image by integers in [-max_shift, max_shift] (zero fill), one offset per image."""
     if max_shift == 0:

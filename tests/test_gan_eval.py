@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -10,11 +12,11 @@ import torch
 from hw5.metrics.gan import (class_fractions, frechet_distance, inception_score, judge, nearest_neighbours,
                              sample_report)
 from hw5.models.classifier import Classifier
-from hw5.data import random_affine, random_shift, stratified_folds
+from hw5.data import random_affine, random_shift, stratified_folds, translate
 from hw5.models.classifier import LinearProbe
 from hw5.training.classifier import ClassifierConfig, accuracy, train_classifier
 from hw5.training.probe import (ProbeConfig, augmented_features, cross_validate, grid_label, probe_accuracy,
-                                run_probe, train_probe)
+                                run_probe, shift_averaged, shift_averaged_features, train_probe, unit_images)
 
 
 def _blobs(n_per_class: int, dim: int, seed: int, spread: float = 0.3):
@@ -80,12 +82,12 @@ def test_run_probe_protocol_never_looks_at_test_labels():
     x, y = _bar_images(20, seed=0)
     xt, yt = _bar_images(10, seed=1)
     extractor = lambda im: im.flatten(1)  # noqa: E731  raw pixels
-    config = ProbeConfig(weight_decays=(1e-4, 1e-1), augment_copies=1, folds=4, max_iter=100)
+    config = ProbeConfig(weight_decays=(1e-4, 1e-1), augment_copies=1, tta_radii=(0, 1), folds=4, max_iter=100)
     probe, report = run_probe(extractor, x, y, xt, yt, config)
-    assert report["test_acc"] == 1.0 and report["train_acc"] == 1.0
+    assert report["test_acc"] == 1.0 and report["train_acc"] == 1.0 and report["test_acc_single_view"] == 1.0
     assert report["weight_decay"] in (1e-4, 1e-1) and report["cv_acc"] == 1.0
-    assert set(report["cv_scores"]) == {"copies=1,lambda=0.0001", "copies=1,lambda=0.1"}
-    assert report["augment_copies"] == 1
+    assert set(report["cv_scores"]) == {f"copies=1,lambda={wd},tta={r}" for wd in ("0.0001", "0.1") for r in (0, 1)}
+    assert report["augment_copies"] == 1 and report["tta_radius"] == 0  # all perfect: the smallest radius
     assert report["folds"] == 4
     scrambled = yt[torch.randperm(yt.numel(), generator=torch.Generator().manual_seed(0))]
     _, other = run_probe(extractor, x, y, xt, scrambled, config)
@@ -94,22 +96,31 @@ def test_run_probe_protocol_never_looks_at_test_labels():
 
 
 def test_run_probe_chooses_copies_and_lambda_by_cross_validation():
-    """On pure-noise images the report's (copies, lambda) is the best cross-validated pair, ties going to fewer
-    copies and the larger lambda, and the returned probe is that pair refitted on all training images."""
+    """On pure-noise images the report's (copies, lambda, radius) is the best cross-validated triple, ties
+    going to fewer copies, the larger lambda and the smaller radius; the returned probe is that (copies,
+    lambda) refitted on all training images, and its accuracies read the images through phi_r."""
     x = torch.randint(0, 255, (40, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
     y = torch.arange(4).repeat_interleave(10)
-    config = ProbeConfig(weight_decays=(1e-3, 1.0), augment_copies=(0, 2), folds=2, max_iter=40)
+    xt = torch.randint(0, 255, (30, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    yt = torch.arange(3).repeat_interleave(10)
+    config = ProbeConfig(weight_decays=(1e-3, 1.0), augment_copies=(0, 2), tta_radii=(0, 1), folds=2, max_iter=40)
     extractor = lambda im: im.flatten(1)  # noqa: E731
-    probe, report = run_probe(extractor, x, y, x, y, config)
-    scores = cross_validate(augmented_features(extractor, x, config), y, config)
-    assert report["cv_scores"] == {grid_label(c, wd): v for (c, wd), v in scores.items()}
-    assert "copies=2,lambda=0.001" in report["cv_scores"]
+    probe, report = run_probe(extractor, x, y, xt, yt, config)
+    averaged = shift_averaged_features(extractor, unit_images(x), (0, 1))
+    scores = cross_validate(augmented_features(extractor, x, config), y, config, averaged)
+    assert report["cv_scores"] == {grid_label(*key): v for key, v in scores.items()}
+    assert "copies=2,lambda=0.001,tta=1" in report["cv_scores"] and len(scores) == 8
     best = max(scores.values())
-    first = min((c, -wd) for (c, wd), v in scores.items() if v == best)
-    assert (report["augment_copies"], report["weight_decay"]) == (first[0], -first[1])
+    first = min((c, -wd, r) for (c, wd, r), v in scores.items() if v == best)
+    chosen = (report["augment_copies"], report["weight_decay"], report["tta_radius"])
+    assert chosen == (first[0], -first[1], first[2]) and report["cv_acc"] == best
     feats = augmented_features(extractor, x, config)[:1 + first[0]]
     refit = train_probe(feats.flatten(0, 1), y.repeat(feats.shape[0]), -first[1], 40)
     assert torch.equal(refit.weight, probe.weight)
+    read = shift_averaged(extractor, first[2])
+    assert report["train_acc"] == probe_accuracy(probe, read(unit_images(x)), y)
+    assert report["test_acc"] == probe_accuracy(probe, read(unit_images(xt)), yt)
+    assert report["test_acc_single_view"] == probe_accuracy(probe, extractor(unit_images(xt)), yt)
 
 
 def test_cross_validation_scores_every_image_once_with_its_copies_held_out():
@@ -122,22 +133,32 @@ def test_cross_validation_scores_every_image_once_with_its_copies_held_out():
     assert sorted(fold.tolist()) == sorted([0, 1, 2, 3] * 6)
     assert all(torch.bincount(fold[labels == c], minlength=4).tolist() == [2, 2, 2, 2] for c in range(3))
     assert torch.equal(fold, stratified_folds(labels, 4, seed=1))
-    config = ProbeConfig(weight_decays=(1e-2, 1.0), augment_copies=(0, 1), folds=4, max_iter=50, seed=0)
-    scores = cross_validate(feats, labels, config)
+    config = ProbeConfig(weight_decays=(1e-2, 1.0), augment_copies=(0, 1), tta_radii=(0, 2), folds=4, max_iter=50,
+                         seed=0)
+    # how held-out images are read for each radius: view 0 itself (r = 0) and some other features (r = 2)
+    averaged = torch.stack([feats[0], torch.randn(24, 12, generator=gen)])
+    scores = cross_validate(feats, labels, config, averaged)
     expected = {}
     for copies in (0, 1):
         for wd in (1.0, 1e-2):  # independently: one probe per fold, fitted from scratch
-            hits = 0
+            hits = [0, 0]
             for k in range(4):
                 fit, val = fold != k, fold == k
                 probe = train_probe(feats[:1 + copies, fit].flatten(0, 1), labels[fit].repeat(1 + copies), wd, 50)
-                hits += int((probe(feats[0, val]).argmax(1) == labels[val]).sum())
-            expected[copies, wd] = hits / 24
-    assert scores.keys() == expected.keys() and scores[1, 1e-2] < 0.75
+                for i in (0, 1):
+                    hits[i] += int((probe(averaged[i, val]).argmax(1) == labels[val]).sum())
+            expected[copies, wd, 0], expected[copies, wd, 2] = hits[0] / 24, hits[1] / 24
+    assert list(scores) == list(expected) and scores[1, 1e-2, 0] < 0.75
     for key in scores:  # warm starts change the path, not the (convex) optimum
         assert scores[key] == pytest.approx(expected[key], abs=1 / 24 + 1e-9)
+    radius_0 = dataclasses.replace(config, tta_radii=0)
+    assert cross_validate(feats, labels, radius_0) == {k: v for k, v in scores.items() if k[2] == 0}
     with pytest.raises(ValueError, match="features hold 1 copies, the grid needs 2"):
         cross_validate(feats, labels, ProbeConfig(augment_copies=2, folds=4))
+    with pytest.raises(ValueError, match=r"pass averaged=shift_averaged_features"):
+        cross_validate(feats, labels, config)
+    with pytest.raises(ValueError, match="averaged holds 1 radii, the grid has 2"):
+        cross_validate(feats, labels, config, averaged[:1])
     with pytest.raises(ValueError, match="folds must be an integer >= 2"):
         stratified_folds(labels, 1, seed=0)
     with pytest.raises(ValueError, match="need max_iter >= 1, augment_copies >= 0"):
@@ -146,6 +167,8 @@ def test_cross_validation_scores_every_image_once_with_its_copies_held_out():
         ProbeConfig(augment_copies=(8, -1))
     with pytest.raises(ValueError, match="augment_copies >= 0"):
         ProbeConfig(augment_copies=())
+    with pytest.raises(ValueError, match="tta_radii must be an int or a non-empty tuple"):
+        ProbeConfig(tta_radii=(1, -1))
 
 
 def test_augmented_features_layout():
@@ -225,6 +248,36 @@ def test_nearest_neighbours_match_brute_force():
     brute = ((queries.flatten(1)[:, None, :] - reference.float().div(255).flatten(1)[None]) ** 2).sum(-1).sqrt()
     assert torch.equal(idx, brute.argmin(1)) and torch.allclose(dist, brute.min(1).values, atol=1e-5)
     assert idx[2] == 123 and dist[2] < 1e-5
+
+
+def test_translate_matches_pixel_by_pixel_indexing():
+    x = torch.rand(3, 2, 9, 7, generator=torch.Generator().manual_seed(0))
+    for dy, dx in [(0, 0), (1, 0), (-2, 3), (4, -1), (-8, -6)]:
+        expected = torch.zeros_like(x)
+        for i in range(9):
+            for j in range(7):
+                if 0 <= i - dy < 9 and 0 <= j - dx < 7:  # output pixel (i, j) shows input pixel (i - dy, j - dx)
+                    expected[..., i, j] = x[..., i - dy, j - dx]
+        assert torch.equal(translate(x, dy, dx), expected)
+    with pytest.raises(ValueError, match=r"a translation by \(9, 0\) leaves nothing of a 9x7 image"):
+        translate(x, 9, 0)
+
+
+def test_shift_averaged_features_are_the_mean_over_every_shift():
+    """phi_r against an independent sum over the (2r + 1)^2 translations, for nested radii in one pass and
+    through the one-radius extractor wrapper; phi_0 is phi itself."""
+    images = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    proj = torch.randn(784, 6, generator=torch.Generator().manual_seed(2))
+    extractor = lambda im: im.flatten(1).square() @ proj  # noqa: E731  a non-linear feature map
+    averaged = shift_averaged_features(extractor, images, (0, 1, 2), batch_size=2)
+    assert averaged.shape == (3, 5, 6)
+    for i, r in enumerate((0, 1, 2)):
+        shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+        expected = sum(extractor(translate(images, dy, dx)) for dy, dx in shifts) / len(shifts)
+        assert torch.allclose(averaged[i], expected, atol=1e-5)
+        assert torch.allclose(shift_averaged(extractor, r)(images), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="radii must be distinct integers >= 0 in ascending order"):
+        shift_averaged_features(extractor, images, (2, 1))
 
 
 def test_random_shift_moves_content_without_changing_it():
