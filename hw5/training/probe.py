@@ -85,10 +85,11 @@ class ProbeConfig:
             raise ValueError(f"weight_decays must be a non-empty tuple of values >= 0, got {self.weight_decays}")
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: its tensors could not enter a module that records gradients
 def extract_features(extractor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
                      batch_size: int = 500) -> torch.Tensor:
-    """``extractor`` applied batch-wise to ``images``, flattened to (N, d) float32."""
+    """``extractor`` applied batch-wise to ``images``, flattened to (N, d) float32: ordinary tensors that
+    any module can read, e.g. a freshly loaded probe whose weights require gradients."""
     feats = [extractor(images[i:i + batch_size]).flatten(1).float() for i in range(0, images.shape[0], batch_size)]
     return torch.cat(feats)
 
@@ -98,7 +99,7 @@ def unit_images(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div(255.0)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def shift_averaged_features(extractor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
                             radii: Sequence[int], batch_size: int = 500) -> torch.Tensor:
     """phi_r(images) for every r in ``radii`` (ascending): (len(radii), N, d).
