@@ -1,12 +1,13 @@
 """hw5: reference solution of ECE 685D HW5 (DCGAN, Gaussian-Bernoulli RBM, VAE and C-VAE).
 
-Importing the package does nothing but define names: no download, no printing, no file written.
-Sub-modules: ``data``, ``models``, ``training``, ``metrics``, ``plotting``, ``checkpoint``, ``utils``.
+Importing the package does nothing but define names: no download, no printing, no file written, no
+environment read. Sub-modules: ``data``, ``models``, ``training``, ``metrics``, ``plotting``, ``output``,
+``settings``, ``checkpoint``, ``utils``.
 """
 
 from .pretrained import available, pretrained, pretrained_info
-from .utils import get_device, mode_name, quick_mode, seed_everything
+from .settings import Settings
+from .utils import get_device, seed_everything
 
-__all__ = ["available", "get_device", "mode_name", "pretrained", "pretrained_info", "quick_mode",
-           "seed_everything"]
+__all__ = ["Settings", "available", "get_device", "pretrained", "pretrained_info", "seed_everything"]
 __version__ = "0.1.0"

@@ -17,7 +17,8 @@ from torch import nn
 
 from .checkpoint import CheckpointError, has_checkpoint, load_checkpoint, save_checkpoint
 from .files import read_json
-from .utils import SHIPPED_WEIGHTS, get_device, weights_dir
+from .locations import SHIPPED_WEIGHTS
+from .utils import get_device
 
 SIDECAR = "checkpoint.json"
 
@@ -26,9 +27,10 @@ def _submodules(model: nn.Module, names: list[str]) -> dict[str, nn.Module]:
     return {"model": model} if names == ["model"] else {name: getattr(model, name) for name in names}
 
 
-def export_pretrained(name: str, model: nn.Module, config: Any, state: dict[str, Any],
-                      modules: list[str] | None = None, directory: str | Path | None = None) -> Path:
-    """Save ``model`` as shipped weights ``<weights_dir>/<name>/`` (no optimizer state).
+def export_pretrained(name: str, model: nn.Module, config: Any, state: dict[str, Any], root: str | Path,
+                      modules: list[str] | None = None) -> Path:
+    """Save ``model`` as a weights-only checkpoint ``<root>/<name>/`` that :func:`pretrained` can load with
+    ``directory=root`` (no optimizer state); ``root`` is e.g. :meth:`hw5.settings.Settings.weights_dir`.
 
     ``model.hparams`` must hold its constructor arguments; ``modules`` names the sub-modules to store
     (default: the whole model as ``"model"``); ``state`` is JSON-able (epoch, history, metrics...).
@@ -37,7 +39,7 @@ def export_pretrained(name: str, model: nn.Module, config: Any, state: dict[str,
     if not cls.__module__.startswith("hw5."):
         raise ValueError(f"only hw5 models can be exported, not {cls.__module__}.{cls.__qualname__}")
     names = modules or ["model"]
-    directory = Path(directory) if directory is not None else weights_dir() / name
+    directory = Path(root) / name
     state = {"epoch": 0, **state, "builder": f"{cls.__module__}:{cls.__qualname__}",
              "hparams": dict(model.hparams)}
     return save_checkpoint(directory, _submodules(model, names), config, state, tag="final")

@@ -1,23 +1,14 @@
-"""Seeds, devices, run modes and output folders shared by every problem.
+"""Seeds, devices and small model helpers shared by every problem.
 
-Nothing here runs at import time; every function reads the environment when called, so a notebook's
-settings cell (or a test's ``monkeypatch.setenv``) decides.
-
-Environment switches:
-
-* ``HW5_QUICK=1``   quick mode: tiny budgets so CI can execute every notebook (default: full mode,
-  the homework's hyper-parameters).
-* ``HW5_DEVICE``    ``cpu``, ``cuda``, ``cuda:1``...; default ``cuda`` when available, else ``cpu``.
-* ``HW5_USE_SHIPPED=1`` full mode only: skip training and evaluate the shipped weights
-  (``hw5/weights``), e.g. to regenerate every figure in minutes on a CPU.
-* ``HW5_OUT``       folder for figures and checkpoints (default: the repository; quick mode writes to
-  ``figures/quick`` and ``runs/quick`` so it never overwrites a full run's results).
+Nothing here reads the environment: the device, folders and run mode are arguments, chosen once by
+:mod:`hw5.settings` at the top of a notebook or script.
 """
 
 from __future__ import annotations
 
-import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,43 +16,38 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def env_flag(name: str) -> bool:
-    """True when the environment variable ``name`` is set to 1/true/yes/on (case-insensitive)."""
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
-def quick_mode() -> bool:
-    """Whether ``HW5_QUICK`` asks for quick mode (small budgets for CI)."""
-    return env_flag("HW5_QUICK")
-
-
-def use_shipped() -> bool:
-    """Whether the notebooks should load the shipped weights instead of training (never in quick mode)."""
-    return env_flag("HW5_USE_SHIPPED") and not quick_mode()
-
-
-def mode_name() -> str:
-    """``"quick"`` or ``"full"``, as written into every ``metrics.json``."""
-    return "quick" if quick_mode() else "full"
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to compute on: the argument, else ``HW5_DEVICE``, else CUDA when available.
+    """The device to compute on: ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``...), else CUDA when
+    torch sees a GPU, else the CPU.
 
-    Raises ``ValueError`` for a CUDA device on a machine without one, naming the fix.
+    Raises ``ValueError`` naming the fix for a name torch does not know (e.g. ``"gpu"``), a CUDA or MPS
+    device this machine does not have, or a CUDA index past the last GPU.
     """
-    name = device if device is not None else os.environ.get("HW5_DEVICE")
-    if name is None or str(name).strip() == "":
+    if device is None or str(device).strip() == "":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {str(name)!r} was asked for (argument or HW5_DEVICE) but this PyTorch build sees no "
-            "CUDA GPU; use HW5_DEVICE=cpu, or install a CUDA build of torch (see README)."
-        )
+    name = str(device).strip().lower()
+    if name == "gpu":
+        raise ValueError("device 'gpu' is not a torch device name; use 'cuda' (or 'cuda:N' for GPU number N)")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {str(device)!r} is not a device name torch knows; use one of 'cpu', 'cuda', "
+                         "'cuda:N' (GPU number N) or 'mps' (Apple GPUs)") from None
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"device {str(device)!r} is not supported by hw5; use 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} was asked for but this PyTorch build sees no CUDA GPU; "
+                             "use 'cpu', or install a CUDA build of torch (see the README)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} was asked for but torch sees "
+                             f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r} (Apple's GPU) is not available on this machine; use 'cpu'"
+                         " or 'cuda'")
     return dev
 
 
@@ -69,7 +55,29 @@ def device_description(device: torch.device) -> str:
     """A human-readable name of the device for reports, e.g. ``"cpu (2 threads)"``."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    return f"cpu ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's first parameter (or buffer): where its inputs must be."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(*models: torch.nn.Module) -> Iterator[None]:
+    """Put ``models`` in eval mode (batch norm uses its running statistics, dropout is off) for the
+    duration of a ``with`` block, then give each back the mode it had: an evaluation never leaves the
+    caller's model switched."""
+    modes = [m.training for m in models]
+    try:
+        for m in models:
+            m.eval()
+        yield
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
 
 
 def seed_everything(seed: int) -> None:
@@ -90,55 +98,21 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**63
 
 
-def output_root() -> Path:
-    """Root folder for figures and run checkpoints: ``HW5_OUT`` or the repository."""
-    return Path(os.environ.get("HW5_OUT") or REPO_ROOT)
-
-
-def figures_dir(problem: int) -> Path:
-    """``figures/problemN`` (full mode) or ``figures/quick/problemN`` (quick mode), created."""
-    base = output_root() / "figures"
-    path = base / "quick" / f"problem{problem}" if quick_mode() else base / f"problem{problem}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def runs_dir(problem: int) -> Path:
-    """Folder for the resumable checkpoints of a problem's training runs (git-ignored), created."""
-    base = output_root() / "runs"
-    path = base / "quick" / f"problem{problem}" if quick_mode() else base / f"problem{problem}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-SHIPPED_WEIGHTS = REPO_ROOT / "hw5" / "weights"
-
-
-def weights_dir() -> Path:
-    """Where trained weights are exported: the shipped ``hw5/weights`` in full mode, ``runs/quick/weights``
-    in quick mode (so a CI run never replaces the shipped full-run weights)."""
-    if quick_mode():
-        path = output_root() / "runs" / "quick" / "weights"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return SHIPPED_WEIGHTS
-
-
 def layer_shapes(module: torch.nn.Module, *inputs: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
     """(name, output shape without the batch axis) of every convolution and linear layer, in call order.
 
-    Runs one forward pass in eval mode without gradients; for checking architectures against a figure.
+    Runs one forward pass in eval mode without gradients, on the module's device; for checking
+    architectures against a figure.
     """
     kinds = (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)
     found: list[tuple[str, tuple[int, ...]]] = []
     hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: found.append((name, tuple(out.shape[1:]))))
              for name, m in module.named_modules() if isinstance(m, kinds)]
-    was_training = module.training
+    device = model_device(module)
     try:
-        with torch.no_grad():
-            module.eval()(*inputs)
+        with torch.no_grad(), eval_mode(module):
+            module(*(x.to(device) for x in inputs))
     finally:
-        module.train(was_training)
         for h in hooks:
             h.remove()
     return found

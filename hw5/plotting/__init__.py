@@ -1,15 +1,12 @@
-"""Figures with matplotlib and NumPy only (no torchvision): image grids, curves, saving, metrics files.
+"""Figures with matplotlib and NumPy only (no torchvision): image grids and curves.
 
 Common helpers live here; each problem's own figures are in `hw5.plotting.<family>`. Plots read models' outputs and
-training histories; they never train or load anything themselves.
+training histories; they never train, load or write anything themselves (:mod:`hw5.output` writes).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,8 +14,6 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..files import atomic_write_bytes, update_json
-from ..utils import figures_dir
 
 
 def tile(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
@@ -94,15 +89,3 @@ def plot_curves(ax: Axes, curves: Mapping[str, Sequence[float]], x: Sequence[flo
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
-
-
-def save_figure(fig: Figure, problem: int, name: str, dpi: int = 130) -> Path:
-    """Write ``fig`` as ``figures/problemN/<name>.png`` (quick mode: ``figures/quick/...``), atomically."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return atomic_write_bytes(figures_dir(problem) / f"{name}.png", buffer.getvalue())
-
-
-def write_metrics(problem: int, updates: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``updates`` into ``figures/problemN/metrics.json`` (atomic); returns the whole file's dict."""
-    return update_json(figures_dir(problem) / "metrics.json", dict(updates))

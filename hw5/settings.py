@@ -1,0 +1,119 @@
+"""The one place hw5 reads the environment: a small :class:`Settings` object, made once at the top of a
+notebook or script (``S = hw5.Settings.from_env()``) and passed on as plain arguments (a device, folders,
+a budget). Nothing else in hw5 reads ``os.environ``.
+
+Environment switches (all optional):
+
+* ``HW5_QUICK=1``        quick mode: tiny budgets so CI can execute every notebook in minutes (default:
+  full mode, the homework's hyper-parameters). Figures and runs go to ``figures/quick`` and ``runs/quick``.
+* ``HW5_USE_SHIPPED=1``  full mode only: evaluate the shipped weights (``hw5/weights``) instead of training;
+  figures and ``metrics.json`` go to ``figures/shipped`` so that the committed full-run results stay as they are.
+* ``HW5_DEVICE``         ``cpu``, ``cuda``, ``cuda:1``, ``mps``; default: CUDA when torch sees a GPU.
+* ``HW5_OUT``            root folder for figures and runs (default: the repository of a source checkout,
+  else the current directory).
+* ``HW5_DATA``           a folder holding ``<Name>/raw/*.gz``, searched before the default places.
+* ``HW5_CACHE``          where downloads and decoded arrays go (default: see :mod:`hw5.data`).
+
+Switches take 1/true/yes/on or 0/false/no/off (or empty); anything else is an error that names the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import data
+from .locations import SHIPPED_WEIGHTS, SOURCE_ROOT, default_output_root
+from .utils import device_description, get_device
+
+VARIABLES = ("HW5_QUICK", "HW5_USE_SHIPPED", "HW5_DEVICE", "HW5_OUT", "HW5_DATA", "HW5_CACHE")
+_ON, _OFF = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+def _switch(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if value in _ON | _OFF:
+        return value in _ON
+    raise ValueError(f"{name}={environ[name]!r} is not a switch; set it to 1 (on) or 0 (off), or unset it")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run mode, device and folders of one notebook or script execution."""
+
+    quick: bool = False
+    use_shipped: bool = False
+    device: torch.device = field(default_factory=get_device)
+    out: Path = field(default_factory=default_output_root)
+    data_roots: tuple[Path, ...] | None = None  # None: hw5.data's default places
+    cache_dir: Path | None = None  # None: hw5.data's default cache
+
+    def __post_init__(self) -> None:
+        if self.quick and self.use_shipped:
+            raise ValueError("quick mode always trains; use_shipped needs quick=False")
+        object.__setattr__(self, "device", get_device(self.device))
+        object.__setattr__(self, "out", Path(self.out))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the ``HW5_*`` variables of ``environ`` (default: this process's environment)."""
+        env = os.environ if environ is None else environ
+        quick = _switch(env, "HW5_QUICK")
+        try:
+            device = get_device(env.get("HW5_DEVICE") or None)
+        except ValueError as exc:
+            raise ValueError(f"HW5_DEVICE={env['HW5_DEVICE']!r}: {exc}") from None
+        roots = None
+        if env.get("HW5_DATA"):
+            roots = (Path(env["HW5_DATA"]).expanduser(), *data.default_roots())
+        return cls(quick=quick, use_shipped=_switch(env, "HW5_USE_SHIPPED") and not quick, device=device,
+                   out=Path(env["HW5_OUT"]).expanduser() if env.get("HW5_OUT") else default_output_root(),
+                   data_roots=roots,
+                   cache_dir=Path(env["HW5_CACHE"]).expanduser() if env.get("HW5_CACHE") else None)
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (e.g. ``S.replace(device="cpu")``)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def mode(self) -> str:
+        """``"quick"`` or ``"full"``, as written into every ``metrics.json``."""
+        return "quick" if self.quick else "full"
+
+    def describe(self) -> str:
+        """One line for a notebook's first output."""
+        return (f"mode {self.mode}, device {device_description(self.device)}, "
+                f"shipped weights: {self.use_shipped}")
+
+    def _folder(self, kind: str, problem: int) -> Path:
+        sub = "quick" if self.quick else "shipped" if self.use_shipped and kind == "figures" else None
+        path = self.out / kind / sub / f"problem{problem}" if sub else self.out / kind / f"problem{problem}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def figures_dir(self, problem: int) -> Path:
+        """``figures/problemN`` (full mode), ``figures/quick/problemN`` or ``figures/shipped/problemN``
+        under :attr:`out`, created: quick and shipped runs never overwrite a full run's results."""
+        return self._folder("figures", problem)
+
+    def runs_dir(self, problem: int) -> Path:
+        """``runs/problemN`` (``runs/quick/problemN`` in quick mode) under :attr:`out`, created: the
+        resumable checkpoints of a problem's training runs."""
+        return self._folder("runs", problem)
+
+    def weights_dir(self) -> Path:
+        """Where a notebook exports the weights it trained: the package's ``hw5/weights`` for a full run
+        in a source checkout (they are the shipped weights), else ``<out>/weights`` (``<out>/runs/quick/
+        weights`` in quick mode): an installed hw5 never writes into its own folder."""
+        if self.quick:
+            return self.out / "runs" / "quick" / "weights"
+        return SHIPPED_WEIGHTS if SOURCE_ROOT is not None and self.out == SOURCE_ROOT else self.out / "weights"
+
+    def load(self, name: str, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`hw5.data.load` of ``name``/``split`` on :attr:`device`, from these settings' data places."""
+        return data.load(name, split, self.device, roots=self.data_roots, cache_dir=self.cache_dir)
