@@ -1,4 +1,4 @@
-"""Environment switches, devices, seeds, output folders, and an import without side effects."""
+"""Devices, seeds, model helpers, and an import without side effects."""
 
 from __future__ import annotations
 
@@ -12,20 +12,48 @@ import torch
 from hw5 import utils
 
 
-def test_device_choice(monkeypatch):
-    monkeypatch.setenv("HW5_DEVICE", "cpu")
-    assert utils.get_device() == torch.device("cpu")
-    monkeypatch.delenv("HW5_DEVICE")
+def test_device_choice():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert utils.get_device().type == expected
-    assert utils.get_device("cpu") == torch.device("cpu")
+    assert utils.get_device(None).type == expected and utils.get_device(" ").type == expected
+    assert utils.get_device("cpu") == torch.device("cpu") == utils.get_device(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("gpu", "'gpu' is not a torch device name; use 'cuda'"),
+    ("tpu0", "not a device name torch knows; use one of 'cpu', 'cuda'"),
+    ("meta", "not supported by hw5"),
+])
+def test_unknown_device_names_are_clear_errors(name, message):
+    with pytest.raises(ValueError, match=message):
+        utils.get_device(name)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_asking_for_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("HW5_DEVICE", "cuda")
-    with pytest.raises(ValueError, match="sees no CUDA GPU; use HW5_DEVICE=cpu"):
-        utils.get_device()
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="sees no CUDA GPU; use 'cpu'"):
+        utils.get_device("cuda")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without Apple's GPU")
+def test_asking_for_mps_without_one_is_a_clear_error():
+    with pytest.raises(ValueError, match="not available on this machine; use 'cpu'"):
+        utils.get_device("mps")
+
+
+def test_eval_mode_restores_each_models_mode():
+    a, b = torch.nn.Dropout(), torch.nn.Dropout().eval()
+    with utils.eval_mode(a, b):
+        assert not a.training and not b.training
+    assert a.training and not b.training
+    with pytest.raises(RuntimeError), utils.eval_mode(a):
+        raise RuntimeError("an evaluation that fails still gives the model back its mode")
+    assert a.training
+
+
+def test_model_device_is_where_the_parameters_are():
+    assert utils.model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert utils.model_device(torch.nn.ReLU()) == torch.device("cpu")  # no tensors: the CPU
 
 
 def test_seed_everything_makes_every_generator_repeat():
@@ -45,24 +73,6 @@ def test_epoch_seeds_differ_by_epoch_and_seed():
     assert len(seeds) == 3 * 49
 
 
-def test_quick_mode_switch_and_output_folders(monkeypatch, tmp_path):
-    monkeypatch.setenv("HW5_OUT", str(tmp_path))
-    monkeypatch.delenv("HW5_QUICK", raising=False)
-    assert not utils.quick_mode() and utils.mode_name() == "full"
-    assert utils.figures_dir(2) == tmp_path / "figures" / "problem2"
-    assert utils.runs_dir(2) == tmp_path / "runs" / "problem2"
-    assert utils.weights_dir() == utils.SHIPPED_WEIGHTS
-    monkeypatch.setenv("HW5_QUICK", "1")
-    assert utils.quick_mode() and utils.mode_name() == "quick"
-    assert utils.figures_dir(2) == tmp_path / "figures" / "quick" / "problem2"
-    assert utils.runs_dir(2) == tmp_path / "runs" / "quick" / "problem2"
-    assert utils.weights_dir() == tmp_path / "runs" / "quick" / "weights"
-    monkeypatch.setenv("HW5_USE_SHIPPED", "1")
-    assert not utils.use_shipped(), "quick mode always trains"
-    monkeypatch.setenv("HW5_QUICK", "0")
-    assert utils.use_shipped()
-
-
 def test_import_has_no_side_effects(tmp_path):
     """`import hw5` prints nothing, writes nothing, downloads nothing."""
     watched = [utils.REPO_ROOT / d for d in ("data", "figures", "runs")]
@@ -71,7 +81,7 @@ def test_import_has_no_side_effects(tmp_path):
         return {p: p.stat().st_mtime_ns for d in watched if d.exists() for p in d.rglob("*")}
 
     before = snapshot()
-    code = ("import socket, hw5, hw5.data, hw5.plotting, hw5.metrics, hw5.training.gan;"
+    code = ("import socket, hw5, hw5.data, hw5.plotting, hw5.metrics, hw5.training.gan, hw5.output, hw5.settings;"
             "import hw5.training.classifier")
     home, cwd = tmp_path / "home", tmp_path / "cwd"  # matplotlib may cache fonts under HOME: not ours
     home.mkdir()

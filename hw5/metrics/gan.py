@@ -22,6 +22,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from ..data import to_unit
+from ..utils import eval_mode, model_device
 
 
 def inception_score(probs: torch.Tensor, splits: int = 10) -> tuple[float, float]:
@@ -49,33 +50,31 @@ class _Identity(nn.Module):
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """||m_a - m_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}) of Gaussians fitted to two feature sets (N, d).
+    """||m_a - m_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}) of Gaussians fitted to two feature sets (N, d),
+    computed on ``features_a``'s device (``features_b`` is moved there).
 
     torchmetrics' ``FrechetInceptionDistance`` does the statistics (in float64) and the matrix square root;
     the features are computed once by :func:`judge` and handed to it through an identity feature module.
     """
     metric = FrechetInceptionDistance(feature=_Identity(features_a.shape[1]), reset_real_features=True)
     metric = metric.to(features_a.device)
-    metric.update(features_b, real=True)
+    metric.update(features_b.to(features_a.device), real=True)
     metric.update(features_a, real=False)
     return float(metric.compute())
 
 
-def _as_unit(images: torch.Tensor) -> torch.Tensor:
-    return to_unit(images) if images.dtype == torch.uint8 else images
-
-
 @torch.inference_mode()
 def judge(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass of the classifier over ``images`` (uint8 or [0, 1]): penultimate features (N, d) and class
-    probabilities softmax(logits) (N, classes)."""
-    classifier.eval()
-    images = _as_unit(images)
+    """One pass of the classifier (in eval mode) over ``images`` (uint8 or [0, 1] floats, any device):
+    penultimate features (N, d) and class probabilities softmax(logits) (N, classes), on the classifier's
+    device."""
+    images = to_unit(images, model_device(classifier))
     feats, probs = [], []
-    for i in range(0, images.shape[0], batch_size):
-        f = classifier.features(images[i:i + batch_size])
-        feats.append(f.float())
-        probs.append(classifier.head(f).float().softmax(1))
+    with eval_mode(classifier):
+        for i in range(0, images.shape[0], batch_size):
+            f = classifier.features(images[i:i + batch_size])
+            feats.append(f.float())
+            probs.append(classifier.head(f).float().softmax(1))
     return torch.cat(feats), torch.cat(probs)
 
 
@@ -87,7 +86,8 @@ def class_fractions(probs: torch.Tensor) -> list[float]:
 
 def sample_report(classifier: nn.Module, samples: torch.Tensor, real_features: torch.Tensor, splits: int = 10
                   ) -> dict[str, float | list[float]]:
-    """IS (mean, std), FD-classifier against ``real_features`` (from :func:`judge`) and class fractions."""
+    """IS (mean, std), FD-classifier against ``real_features`` (from :func:`judge`) and class fractions, as
+    Python numbers; ``samples`` in [0, 1] on any device."""
     features, probs = judge(classifier, samples)
     is_mean, is_std = inception_score(probs, splits)
     return {"classifier_is": is_mean, "classifier_is_std": is_std,
@@ -99,17 +99,18 @@ def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, chunk: in
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query image, the index of and L2 distance to its nearest reference image.
 
-    Both are compared in [0, 1] pixel units; ``reference`` may be uint8 (N, 28, 28). Squared distances are
+    Both are compared in [0, 1] pixel units (uint8 or [0, 1] floats, any devices), on ``queries``' device,
+    where the results are. Squared distances are
     expanded as ||q||^2 + ||r||^2 - 2 q.r in float64 (one matmul per chunk of the reference set), exact to
     ~1e-12 relative. A sample whose nearest training image is much closer than typical test-to-train
     distances would suggest memorisation.
     """
-    q = _as_unit(queries).flatten(1).double()
+    q = to_unit(queries, name="queries").flatten(1).double()
     q_sq = q.pow(2).sum(1, keepdim=True)
     best_d = torch.full((q.shape[0],), float("inf"), dtype=torch.float64, device=q.device)
     best_i = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     for start in range(0, reference.shape[0], chunk):
-        ref = _as_unit(reference[start:start + chunk]).flatten(1).double()
+        ref = to_unit(reference[start:start + chunk], q.device, name="reference").flatten(1).double()
         d2 = (q_sq + ref.pow(2).sum(1) - 2 * q @ ref.T).clamp_min(0)
         d, i = d2.min(1)
         better = d < best_d

@@ -23,57 +23,49 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from ..data import to_unit
+from ..utils import eval_mode, model_device
 from ..models.rbm import RBM, standardize, to_pixels
-
-
-def _flat_pixels(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) or float (N, 1, 28, 28) / (N, 784) in [0, 1] -> float (N, 784)."""
-    x = to_unit(images) if images.dtype == torch.uint8 else images
-    return x.reshape(x.shape[0], -1)  # (N, 1, 28, 28) -> (N, 784)
 
 
 @torch.no_grad()
 def reconstruction_batches(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0,
-                           k: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                           gibbs_steps: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield (x, chain reconstruction, mean-field reconstruction), each (B, 784) in [0, 1], batch by batch.
 
-    The chain runs ``k`` Gibbs steps (default: the model's, 5 for CD-5)."""
-    device = next(model.parameters()).device
-    x_all = _flat_pixels(images.to(device)).to(model.W.dtype)
+    ``images``: uint8 or [0, 1] floats on any device; the batches are on the model's device. The chain runs
+    ``gibbs_steps`` Gibbs steps (default: the model's, 5 for CD-5)."""
+    device = model_device(model)
+    x_all = to_unit(images, device).flatten(1).to(model.W.dtype)  # (N, 1, 28, 28) -> (N, 784)
     generator = torch.Generator(device=device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for start in range(0, x_all.shape[0], batch_size):
             x = x_all[start:start + batch_size]
             v, mean, std = standardize(x)
-            chain = model.gibbs_chain(v, k=k, generator=generator)
+            chain = model.gibbs_chain(v, k=gibbs_steps, generator=generator)
             yield x, to_pixels(chain.mean_k, mean, std), to_pixels(model.mean_field_reconstruction(v), mean, std)
-    finally:
-        model.train(was_training)
 
 
-def reconstruct(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0, k: int | None = None
-                ) -> dict[str, torch.Tensor]:
-    """Originals and both reconstructions of ``images`` as display-ready (N, 1, 28, 28) tensors in [0, 1].
+def reconstruct(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0,
+                gibbs_steps: int | None = None) -> dict[str, torch.Tensor]:
+    """Originals and both reconstructions of ``images`` as display-ready (N, 1, 28, 28) CPU tensors in [0, 1].
 
     Same batches and draws as :func:`reconstruction_mse` on the same images: the first 64 images
     reconstructed here are exactly those the MSE of the split counted.
     """
     parts: dict[str, list[torch.Tensor]] = {"original": [], "chain": [], "meanfield": []}
-    for batch in reconstruction_batches(model, images, batch_size, seed, k):
+    for batch in reconstruction_batches(model, images, batch_size, seed, gibbs_steps):
         for key, value in zip(parts, batch):
             parts[key].append(value.cpu())
     return {key: torch.cat(value).view(-1, 1, 28, 28) for key, value in parts.items()}  # (N, 784) -> (N, 1, 28, 28)
 
 
 def reconstruction_mse(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0,
-                       k: int | None = None) -> dict[str, float]:
-    """Per-pixel MSE in [0, 1] units of the ``chain`` (``k`` Gibbs steps, default the model's) and
+                       gibbs_steps: int | None = None) -> dict[str, float]:
+    """Per-pixel MSE in [0, 1] units of the ``chain`` (``gibbs_steps`` steps, default the model's) and
     ``meanfield`` reconstructions of a whole split."""
     sums = None
     count = 0
-    for x, chain, meanfield in reconstruction_batches(model, images, batch_size, seed, k):
+    for x, chain, meanfield in reconstruction_batches(model, images, batch_size, seed, gibbs_steps):
         batch = torch.stack([(chain - x).pow_(2).sum(), (meanfield - x).pow_(2).sum()]).double()
         sums = batch if sums is None else sums + batch
         count += x.numel()
@@ -86,7 +78,7 @@ def reconstruction_mse(model: RBM, images: torch.Tensor, batch_size: int = 128, 
 def pca_fit(train_images: torch.Tensor, max_components: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (784,) and the top ``max_components`` principal directions (784, K) of the train images in
     [0, 1] units (eigenvectors of the covariance, in decreasing order of variance; float64)."""
-    x = _flat_pixels(train_images.cpu())
+    x = to_unit(train_images, "cpu", name="train_images").flatten(1)  # (N, 784), on the CPU (float64 eigh)
     if not 1 <= max_components <= x.shape[1]:
         raise ValueError(f"max_components must be in [1, {x.shape[1]}], got {max_components}")
     mean = x.double().mean(0)
@@ -105,7 +97,7 @@ def pca_reconstruction_mse(train_images: torch.Tensor, images: torch.Tensor, com
     orthonormal, ||x - x_hat||^2 = ||x - mu||^2 - ||V_M^T (x - mu)||^2, so one projection serves every M.
     """
     mean, vectors = pca_fit(train_images, max(components))
-    centred = _flat_pixels(images.cpu()).double() - mean
+    centred = to_unit(images, "cpu").flatten(1).double() - mean  # (N, 784)
     energy = (centred @ vectors).pow(2).sum(0).cumsum(0)  # (N, K) -> (K,): captured energy of the top m
     total = centred.pow(2).sum()
     n = centred.numel()

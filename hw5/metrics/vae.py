@@ -3,7 +3,9 @@ and what the 2-D maps show in numbers (k-NN class accuracy, silhouette, a linear
 
 Likelihood bounds are per image, in nats, on the same Bernoulli likelihood the models are trained with
 (pixel values in [0, 1] as targets). For the C-VAE they bound the class-conditional log p(x | c).
-Nothing here trains a generative model or writes anything but the t-SNE cache.
+Nothing here trains a generative model or writes a file (:mod:`hw5.output` caches the t-SNE maps). Every
+function takes images and labels on any device and computes on the model's; results meant for sklearn
+and plots are NumPy arrays on the CPU.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import hashlib
 import json
 import math
 import time
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import sklearn
@@ -21,49 +21,57 @@ import torch
 import torch.nn.functional as F
 
 from ..data import to_unit
-from ..files import atomic_write
 from ..models.vae import VAE, bernoulli_nll, gaussian_kl, log_normal
-
-
-def _unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1]; float input is passed through."""
-    return to_unit(images) if images.dtype == torch.uint8 else images
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+from ..utils import eval_mode, model_device
+from .common import accuracy
 
 
 @torch.inference_mode()
+def elbo_terms(model: VAE, images: torch.Tensor, labels: torch.Tensor, samples: int = 1, seed: int = 0,
+               batch_size: int = 1000) -> torch.Tensor:
+    """Mean per-image (neg_elbo, recon, kl) in nats, a float64 tensor of 3 values on the model's device (no
+    host synchronisation: the training loop validates with it every epoch).
+
+    recon = -E_q[log p(x | z[, c])] averaged over ``samples`` draws z = mu + sigma * eps per image; kl =
+    KL(q(z | x[, c]) || p(z)) in closed form; neg_elbo = recon + kl. The draws come from a generator on the
+    model's device seeded with ``seed``, so every call with the same arguments sees the same eps (epochs are
+    compared on the same draw). ``images`` (uint8 or [0, 1] floats) and ``labels`` may be on any device.
+    """
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    device = model_device(model)
+    x_all, c_all = to_unit(images, device), labels.to(device)
+    if c_all.shape[0] != x_all.shape[0]:
+        raise ValueError(f"{x_all.shape[0]} images but {c_all.shape[0]} labels")
+    gen = torch.Generator(device=device).manual_seed(seed)
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    with eval_mode(model):
+        for i in range(0, x_all.shape[0], batch_size):
+            x, c = x_all[i:i + batch_size], c_all[i:i + batch_size]
+            mu, logvar = model.encode(x, c)
+            recon = sum(bernoulli_nll(model.decode(model.reparameterize(mu, logvar, gen), c), x).sum()
+                        for _ in range(samples)) / samples
+            sums += torch.stack([recon, gaussian_kl(mu, logvar).sum()]).double()
+    recon, kl = sums / x_all.shape[0]
+    return torch.stack([recon + kl, recon, kl])
+
+
 def negative_elbo(model: VAE, images: torch.Tensor, labels: torch.Tensor, samples: int = 1, seed: int = 0,
                   batch_size: int = 1000) -> dict[str, float]:
-    """Mean per-image ``neg_elbo`` = ``recon`` + ``kl`` (nats), the reconstruction term averaged over
-    ``samples`` draws z ~ q(z | x[, c]) per image (the KL term is exact)."""
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
-    model.eval()
-    device = _device(model)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    recon_sum = kl_sum = 0.0
-    for i in range(0, images.shape[0], batch_size):
-        x, c = _unit(images[i:i + batch_size].to(device)), labels[i:i + batch_size].to(device)
-        mu, logvar = model.encode(x, c)
-        kl_sum += gaussian_kl(mu, logvar).sum().item()
-        for _ in range(samples):
-            recon_sum += bernoulli_nll(model.decode(model.reparameterize(mu, logvar, gen), c), x).sum().item() / samples
-    n = images.shape[0]
-    return {"neg_elbo": (recon_sum + kl_sum) / n, "recon": recon_sum / n, "kl": kl_sum / n}
+    """:func:`elbo_terms` as Python floats: ``neg_elbo`` = ``recon`` + ``kl`` (nats per image)."""
+    return dict(zip(("neg_elbo", "recon", "kl"), elbo_terms(model, images, labels, samples, seed,
+                                                            batch_size).tolist()))
 
 
 @torch.inference_mode()
-def importance_log_weights(model: VAE, x: torch.Tensor, c: torch.Tensor, k: int,
+def importance_log_weights(model: VAE, x: torch.Tensor, c: torch.Tensor | None, samples: int,
                            generator: torch.Generator | None = None) -> torch.Tensor:
-    """log w_i = log p(x | z_i[, c]) + log p(z_i) - log q(z_i | x[, c]) for k draws z_i ~ q: (k, B).
+    """log w_i = log p(x | z_i[, c]) + log p(z_i) - log q(z_i | x[, c]) for ``samples`` draws z_i ~ q:
+    (samples, B), on the device of ``x`` (which must be the model's; [0, 1] floats (B, 1, 28, 28)).
 
     log p(x | z) = sum_j [x_j l_j - softplus(l_j)], with the x.l term done as one batched product.
     """
-    model.eval()
-    b = x.shape[0]
+    k, b = samples, x.shape[0]
     x = x.reshape(b, -1)  # (B, 1, 28, 28) -> (B, 784)
     mu, logvar = model.encode(x, c)
     eps = torch.randn((k, b, mu.shape[1]), device=x.device, generator=generator)
@@ -75,58 +83,73 @@ def importance_log_weights(model: VAE, x: torch.Tensor, c: torch.Tensor, k: int,
 
 
 @torch.inference_mode()
-def iwae_nll(model: VAE, images: torch.Tensor, labels: torch.Tensor, k: int, seed: int = 0,
-             rows_per_chunk: int = 16384, return_per_image: bool = False) -> float | tuple[float, torch.Tensor]:
-    """Mean importance-weighted estimate of -log p(x[| c]) (Burda et al., 2016):
+def iwae_log_likelihoods(model: VAE, images: torch.Tensor, labels: torch.Tensor, samples: int, seed: int = 0,
+                         rows_per_chunk: int = 16384) -> torch.Tensor:
+    """Per-image importance-weighted lower bounds L_k on log p(x[| c]) (Burda et al., 2016), k = ``samples``:
 
         log p(x) >= L_k = E[log (1/k) sum_i w_i],   w_i = p(x, z_i) / q(z_i | x),  z_i ~ q(z | x),
 
-    computed as logsumexp_i(log w_i) - log k. L_1 is the ELBO, L_k grows with k and tends to log p(x),
-    so -L_k (reported) is an upper bound on the NLL that tightens with k. Images are processed in chunks
-    of about ``rows_per_chunk`` decoder rows (k * images), so k = 1000 on 10,000 images fits in memory.
+    computed as logsumexp_i(log w_i) - log k; (N,) on the model's device. L_1 is the ELBO, L_k grows with k
+    and tends to log p(x). Images are processed in chunks of about ``rows_per_chunk`` decoder rows
+    (k * images), so k = 1000 on 10,000 images fits in memory. Inputs may be on any device.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    device = _device(model)
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples (importance samples per image) must be a positive integer, got {samples!r}")
+    device = model_device(model)
+    x_all, c_all = to_unit(images, device), labels.to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    per_chunk = max(1, rows_per_chunk // k)
-    sub_k = min(k, rows_per_chunk)  # for k > rows_per_chunk, draw the k samples of one image in parts
+    per_chunk = max(1, rows_per_chunk // samples)
+    part = min(samples, rows_per_chunk)  # for k > rows_per_chunk, draw one image's samples in parts
     out = []
-    for i in range(0, images.shape[0], per_chunk):
-        x, c = _unit(images[i:i + per_chunk].to(device)), labels[i:i + per_chunk].to(device)
-        logw = torch.cat([importance_log_weights(model, x, c, min(sub_k, k - j), gen) for j in range(0, k, sub_k)])
-        out.append(torch.logsumexp(logw, dim=0) - math.log(k))  # (B,)
-    log_p = torch.cat(out)
-    nll = -log_p.mean().item()
-    return (nll, -log_p) if return_per_image else nll
+    with eval_mode(model):
+        for i in range(0, x_all.shape[0], per_chunk):
+            x, c = x_all[i:i + per_chunk], c_all[i:i + per_chunk]
+            logw = torch.cat([importance_log_weights(model, x, c, min(part, samples - j), gen)
+                              for j in range(0, samples, part)])
+            out.append(torch.logsumexp(logw, dim=0) - math.log(samples))  # (B,)
+    return torch.cat(out)
 
 
-def class_log_likelihoods(model: VAE, images: torch.Tensor, k: int, seed: int = 0,
+def iwae_nll(model: VAE, images: torch.Tensor, labels: torch.Tensor, samples: int, seed: int = 0,
+             rows_per_chunk: int = 16384) -> float:
+    """The mean of -L_k over ``images`` (:func:`iwae_log_likelihoods`), nats per image: an upper bound on
+    -log p(x[| c]) under the model's Bernoulli likelihood that tightens as ``samples`` grows."""
+    return -iwae_log_likelihoods(model, images, labels, samples, seed, rows_per_chunk).mean().item()
+
+
+def class_log_likelihoods(model: VAE, images: torch.Tensor, samples: int, seed: int = 0,
                           rows_per_chunk: int = 16384) -> torch.Tensor:
-    """IWAE estimates of log p(x | c) for every image and every class c: (N, n_classes), for a C-VAE.
+    """IWAE estimates of log p(x | c) for every image and every class c of a C-VAE: (N, n_classes) on the
+    model's device.
 
     With a uniform p(c) they give the C-VAE's own marginal  log p(x) = logsumexp_c log p(x | c) - log 10
     (comparable with the VAE's log p(x), unlike log p(x | c)) and its Bayes classifier
-    argmax_c p(c | x) = argmax_c log p(x | c).
+    argmax_c p(c | x) = argmax_c log p(x | c) (:func:`marginal_report`).
     """
     if not model.conditional:
         raise ValueError("class-conditional likelihoods need a C-VAE (model.conditional is False)")
-    columns = []
-    for c in range(model.n_classes):
-        labels = torch.full((images.shape[0],), c, dtype=torch.long)
-        _, nll = iwae_nll(model, images, labels, k, seed=seed + c, rows_per_chunk=rows_per_chunk,
-                          return_per_image=True)
-        columns.append(-nll)
+    columns = [iwae_log_likelihoods(model, images, torch.full((images.shape[0],), c, dtype=torch.long), samples,
+                                    seed=seed + c, rows_per_chunk=rows_per_chunk) for c in range(model.n_classes)]
     return torch.stack(columns, dim=1)  # (N, 10)
+
+
+def marginal_report(class_ll: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """From :func:`class_log_likelihoods` (N, C): ``marginal_nll`` = -mean_x [logsumexp_c log p(x | c) -
+    log C] (uniform p(c)), and ``bayes_accuracy`` of argmax_c log p(x | c) against ``labels`` (any device)."""
+    log_px = torch.logsumexp(class_ll, dim=1) - math.log(class_ll.shape[1])
+    return {"marginal_nll": -log_px.mean().item(), "bayes_accuracy": accuracy(class_ll, labels)}
 
 
 @torch.inference_mode()
 def encode_mean(model: VAE, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000) -> np.ndarray:
-    """The posterior means mu(x[, c]) of ``images``, (N, z_dim) float32 NumPy."""
-    model.eval()
-    device = _device(model)
-    return torch.cat([model.encode(_unit(images[i:i + batch_size].to(device)), labels[i:i + batch_size].to(device))[0]
-                      for i in range(0, images.shape[0], batch_size)]).cpu().numpy()
+    """The posterior means mu(x[, c]) of ``images`` (any device), as (N, z_dim) float32 NumPy on the CPU
+    (for sklearn and plots)."""
+    device = model_device(model)
+    x_all, c_all = to_unit(images, device), labels.to(device)
+    with eval_mode(model):
+        means = [model.encode(x_all[i:i + batch_size], c_all[i:i + batch_size])[0]
+                 for i in range(0, x_all.shape[0], batch_size)]
+    return torch.cat(means).cpu().numpy()
 
 
 def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
@@ -167,41 +190,38 @@ def linear_r2(features: np.ndarray, target: np.ndarray, folds: int = 2) -> float
     return float(cross_val_score(LinearRegression(), features, target, cv=folds, scoring="r2").mean())
 
 
-def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0, n_jobs: int | None = None,
-                   cache_dir: str | Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """``sklearn.manifold.TSNE`` of ``features`` to 2-D (Barnes-Hut, PCA initialisation, ``random_state=seed``).
+TSNE_SETTINGS = {"n_components": 2, "init": "pca", "learning_rate": "auto", "method": "barnes_hut"}
 
-    With ``cache_dir``, the embedding is stored under a key that hashes the input bytes, the t-SNE
-    settings and sklearn's version, and a later call with the same key loads it. Returns the (N, 2)
-    embedding and ``{"seconds", "cached", "key"}``; ``seconds`` is the time of the computation that made it.
-    """
+
+def tsne_cache_key(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> str:
+    """A key naming one :func:`tsne_embedding`: a hash of the input bytes, the t-SNE settings, the seed and
+    sklearn's version (for :func:`hw5.output.cached_array`)."""
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    digest = hashlib.sha256(features.tobytes())
+    digest.update(json.dumps({**TSNE_SETTINGS, "perplexity": perplexity, "random_state": seed,
+                              "shape": features.shape, "sklearn": sklearn.__version__}, sort_keys=True).encode())
+    return f"tsne-{digest.hexdigest()[:16]}"
+
+
+def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0, n_jobs: int | None = None
+                   ) -> tuple[np.ndarray, float]:
+    """``sklearn.manifold.TSNE`` of ``features`` to 2-D (Barnes-Hut, PCA initialisation, ``random_state=seed``):
+    the (N, 2) float32 embedding and the seconds it took."""
     from sklearn.manifold import TSNE
 
-    features = np.ascontiguousarray(features, dtype=np.float32)
-    settings = {"n_components": 2, "perplexity": perplexity, "init": "pca", "learning_rate": "auto",
-                "method": "barnes_hut", "random_state": seed}
-    digest = hashlib.sha256(features.tobytes())
-    digest.update(json.dumps({**settings, "shape": features.shape, "sklearn": sklearn.__version__},
-                             sort_keys=True).encode())
-    key = digest.hexdigest()[:16]
-    path = Path(cache_dir) / f"tsne-{key}.npz" if cache_dir is not None else None
-    if path is not None and path.is_file():
-        with np.load(path) as cached:
-            return cached["embedding"], {"seconds": float(cached["seconds"]), "cached": True, "key": key}
     start = time.perf_counter()
-    embedding = TSNE(**settings, n_jobs=n_jobs).fit_transform(features).astype(np.float32)
-    seconds = time.perf_counter() - start
-    if path is not None:
-        atomic_write(path, lambda fh: np.savez(fh, embedding=embedding, seconds=seconds))
-    return embedding, {"seconds": seconds, "cached": False, "key": key}
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    embedding = TSNE(**TSNE_SETTINGS, perplexity=perplexity, random_state=seed,
+                     n_jobs=n_jobs).fit_transform(features)
+    return embedding.astype(np.float32), time.perf_counter() - start
 
 
-def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
-    """Leave-one-out k-nearest-neighbour class accuracy: each point is given the majority class of its k
-    nearest other points (Euclidean; ties go to the class of the nearer neighbours)."""
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbours: int = 5) -> float:
+    """Leave-one-out k-nearest-neighbour class accuracy, k = ``neighbours``: each point is given the majority
+    class of its k nearest other points (Euclidean; ties go to the class of the nearer neighbours)."""
     from sklearn.neighbors import NearestNeighbors
 
-    labels = np.asarray(labels)
+    labels, k = np.asarray(labels), neighbours
     idx = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features, return_distance=False)
     # drop each point itself (it is its own nearest neighbour unless duplicated: then drop one copy)
     own = idx == np.arange(len(labels))[:, None]
@@ -232,41 +252,3 @@ def linear_probe(train_features: np.ndarray, train_labels: np.ndarray, test_feat
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     probe.fit(train_features, train_labels)
     return float(probe.score(test_features, test_labels))
-
-
-@torch.inference_mode()
-def conditional_samples(model: VAE, n_per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n_per_class`` prior samples of every class from a C-VAE: images (10 n, 1, 28, 28) in [0, 1] and
-    the classes asked for (10 n,)."""
-    if not model.conditional:
-        raise ValueError("conditional samples need a C-VAE (model.conditional is False)")
-    device = _device(model)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    classes = torch.arange(model.n_classes, device=device).repeat_interleave(n_per_class)
-    return model.sample(classes.shape[0], classes, generator=gen), classes
-
-
-@torch.inference_mode()
-def decode_under_all_classes(model: VAE, z: torch.Tensor) -> torch.Tensor:
-    """E[x | z, c] for every z and every class c: (n_z, n_classes, 1, 28, 28) in [0, 1]."""
-    n, m = z.shape
-    classes = torch.arange(model.n_classes, device=z.device).repeat(n)  # (n * 10,): 0..9, 0..9, ...
-    logits = model.decode(z.repeat_interleave(model.n_classes, dim=0), classes)  # (n*10, 784)
-    return torch.sigmoid(logits).view(n, model.n_classes, 1, 28, 28)  # (n*10, 784) -> (n, 10, 1, 28, 28)
-
-
-@torch.inference_mode()
-def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, c_a: int, c_b: int, steps: int = 10) -> torch.Tensor:
-    """Decoded means along the straight line between the posterior means of two images:
-    z_t = (1 - t) mu_a + t mu_b, t in [0, 1] (``steps`` points); for the C-VAE the one-hot class is
-    interpolated the same way. Returns (steps, 1, 28, 28) in [0, 1]."""
-    model.eval()
-    device = _device(model)
-    x = _unit(torch.stack([x_a, x_b]).to(device))
-    c = torch.tensor([c_a, c_b], device=device)
-    mu, _ = model.encode(x, c)
-    t = torch.linspace(0.0, 1.0, steps, device=device)[:, None]  # (steps, 1)
-    z = (1 - t) * mu[0] + t * mu[1]  # (steps, M)
-    onehot = F.one_hot(c, model.n_classes).float()
-    c_t = (1 - t) * onehot[0] + t * onehot[1]  # (steps, 10); ignored by the VAE
-    return torch.sigmoid(model.decode(z, c_t)).view(steps, 1, 28, 28)

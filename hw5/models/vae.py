@@ -121,21 +121,42 @@ class VAE(nn.Module):
         return self.decode(self.reparameterize(mu, logvar, generator), c), mu, logvar
 
     # -- generation ------------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return self.fc1.weight.device
+
     @torch.no_grad()
     def sample(self, n: int, c: torch.Tensor | int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images E[x | z] = sigmoid(decode(z, c)), z ~ N(0, I), for display: (n, 1, 28, 28) in [0, 1].
+        """n images E[x | z] = sigmoid(decode(z, c)), z ~ N(0, I), for display: (n, 1, 28, 28) in [0, 1],
+        on the model's device.
 
-        For the C-VAE, ``c`` is one class (an int: n images of that class) or n labels; the VAE ignores it.
-        ``generator`` (on the model's device) makes the draw reproducible.
+        For the C-VAE, ``c`` is one class (an int: n images of that class) or n labels (any device); the VAE
+        ignores it. ``generator`` (on the model's device) makes the draw reproducible.
         """
-        device = next(self.parameters()).device
+        device = self._device()
         z = torch.randn(n, self.z_dim, device=device, generator=generator)
         if self.conditional:
             if c is None:
                 raise ValueError("C-VAE.sample needs a class c (an int, or n labels)")
             c = torch.full((n,), int(c), device=device) if isinstance(c, int) else c.to(device)
         return torch.sigmoid(self.decode(z, c)).view(n, 1, 28, 28)  # (n, 784) -> (n, 1, 28, 28)
+
+    @torch.no_grad()
+    def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, c_a: int, c_b: int, steps: int = 10
+                    ) -> torch.Tensor:
+        """Decoded means along the straight line between the posterior means of two images x_a, x_b
+        ([0, 1] floats, (1, 28, 28) or (784,), any device):  z_t = (1 - t) mu_a + t mu_b, t in [0, 1]
+        (``steps`` points); for the C-VAE the one-hot class is interpolated the same way. Returns
+        (steps, 1, 28, 28) in [0, 1] on the model's device."""
+        device = self._device()
+        x = torch.stack([x_a.reshape(-1), x_b.reshape(-1)]).to(device)  # (2, 784)
+        c = torch.tensor([c_a, c_b], device=device)
+        mu, _ = self.encode(x, c)
+        t = torch.linspace(0.0, 1.0, steps, device=device)[:, None]  # (steps, 1)
+        z = (1 - t) * mu[0] + t * mu[1]  # (steps, M)
+        onehot = F.one_hot(c, self.n_classes).float()
+        c_t = (1 - t) * onehot[0] + t * onehot[1]  # (steps, 10); ignored by the VAE
+        return torch.sigmoid(self.decode(z, c_t)).view(steps, 1, 28, 28)  # (steps, 784) -> (steps, 1, 28, 28)
 
 
 class CVAE(VAE):
@@ -144,6 +165,24 @@ class CVAE(VAE):
     The bound is on the class-conditional likelihood:  log p(x | c) >= E_q[log p(x | z, c)] - KL(q(z|x,c) || p(z))."""
 
     conditional = True
+
+    @torch.no_grad()
+    def class_samples(self, n_per_class: int, generator: torch.Generator | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n_per_class`` prior samples of every class: images E[x | z, c] (10 n, 1, 28, 28) in [0, 1] and
+        the classes asked for (10 n,), 0 0 ... 1 1 ..., both on the model's device."""
+        classes = torch.arange(self.n_classes, device=self._device()).repeat_interleave(n_per_class)
+        return self.sample(classes.shape[0], classes, generator=generator), classes
+
+    @torch.no_grad()
+    def decode_under_all_classes(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x | z, c] for every row of ``z`` (n, M; any device) and every class c: (n, n_classes, 1, 28, 28)
+        in [0, 1] on the model's device."""
+        z = z.to(self._device())
+        n = z.shape[0]
+        classes = torch.arange(self.n_classes, device=z.device).repeat(n)  # (n * 10,): 0..9, 0..9, ...
+        logits = self.decode(z.repeat_interleave(self.n_classes, dim=0), classes)  # (n*10, 784)
+        return torch.sigmoid(logits).view(n, self.n_classes, 1, 28, 28)  # (n*10, 784) -> (n, 10, 1, 28, 28)
 
 
 # -- the loss ---------------------------------------------------------------------------------------------

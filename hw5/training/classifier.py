@@ -1,13 +1,14 @@
-"""Training and evaluating the sample-judging classifier (:mod:`hw5.models.classifier`).
+"""Training the sample-judging classifier (:mod:`hw5.models.classifier`).
 
 Minimises the cross-entropy  -1/B sum_b log softmax(f(x_b))_{y_b}  with AdamW and a learning rate
-lr * gamma^(epoch - 1) (it depends on the epoch only, so a resumed run replays an uninterrupted one), on images in [0, 1] randomly shifted by up to 2 pixels (a cheap augmentation that buys the last
-few tenths of a percent of test accuracy).
+lr * gamma^(epoch - 1) (it depends on the epoch only, so a resumed run replays an uninterrupted one), on
+images in [0, 1] randomly shifted by up to 2 pixels (a cheap augmentation that buys the last few tenths of
+a percent of test accuracy). Its evaluation (:func:`hw5.metrics.classifier.predict_logits`, accuracy) is
+in :mod:`hw5.metrics.classifier`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data import minibatches, num_batches, random_shift, to_unit
+from .. import checks
+from ..data import random_shift, to_unit
 from ..models.classifier import Classifier
-from ..utils import epoch_seed, get_device, seed_everything
-from .common import check_budget, commit, ensure_finite, progress, resume
+from ..utils import get_device, seed_everything
+from .loop import Run, StepInfo, fit
 
 
 @dataclass(frozen=True)
@@ -35,58 +37,56 @@ class ClassifierConfig:
     max_shift: int = 2
     seed: int = 0
 
-
-@torch.inference_mode()
-def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Logits of ``images`` (uint8 (N, 28, 28) or float (N, 1, 28, 28) in [0, 1]), in eval mode."""
-    model.eval()
-    x = to_unit(images) if images.dtype == torch.uint8 else images
-    return torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
-
-
-def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy in [0, 1]."""
-    return (predict_logits(model, images).argmax(1) == labels.to(images.device)).float().mean().item()
+    def __post_init__(self) -> None:
+        for name in ("width", "feature_dim", "batch_size"):
+            checks.integer(self, name, 1)
+        checks.real(self, "dropout", 0.0, 1.0, high_open=True)
+        checks.real(self, "lr", 0.0, low_open=True)
+        checks.real(self, "weight_decay", 0.0)
+        checks.real(self, "lr_decay", 0.0, 1.0, low_open=True)
+        checks.integer(self, "max_shift", 0, 13)
+        checks.integer(self, "seed", 0)
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: ClassifierConfig, epochs: int,
                      run_dir: str | Path | None = None, device: str | torch.device | None = None,
                      show_progress: bool = True) -> tuple[Classifier, dict[str, Any]]:
-    """Train (or resume) a classifier on uint8 ``images`` (N, 28, 28) and int ``labels`` (N,).
+    """Train (or resume) a classifier on ``images`` (uint8, or floats in [0, 1]; (N, 28, 28)) and int
+    ``labels`` (N,).
 
-    Returns the model in eval mode and the history (per-epoch ``loss``, ``train_acc``, ``epoch_seconds``).
+    Returns the model in eval mode on ``device`` and the history (per-epoch ``loss``, ``train_acc``,
+    ``epoch_seconds``).
     """
-    check_budget(epochs)
     device = get_device(device)
+    x = to_unit(images, device)
+    if labels.shape != (x.shape[0],) or labels.dtype.is_floating_point:
+        raise ValueError(f"labels must be integer classes of shape ({x.shape[0]},), got {labels.dtype} "
+                         f"{tuple(labels.shape)}")
+    y = labels.to(device).long()
     seed_everything(config.seed)
-    model = Classifier(int(labels.max()) + 1, config.width, config.feature_dim, config.dropout).to(device)
+    model = Classifier(int(y.max()) + 1, config.width, config.feature_dim, config.dropout).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    done, history = resume(run_dir, {"model": model}, config, {"adam": optimizer})
-    history = history or {"loss": [], "train_acc": [], "epoch_seconds": []}
-    x, y = to_unit(images.to(device)), labels.to(device)
-    steps = num_batches(x.shape[0], config.batch_size)
-    bar = progress(epochs * steps, done * steps, "classifier", show_progress)
-    for epoch in range(done + 1, epochs + 1):
-        start = time.perf_counter()
-        seed_everything(epoch_seed(config.seed, epoch))
-        gen = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
+    run = Run("classifier", {"model": model}, {"adam": optimizer}, config, config.seed, (x, y),
+              config.batch_size, ("loss", "correct"))
+
+    def schedule(epoch: int) -> None:
         for group in optimizer.param_groups:
             group["lr"] = config.lr * config.lr_decay ** (epoch - 1)
-        model.train()
-        sums = torch.zeros(2, device=device)
-        for step, (xb, yb) in enumerate(minibatches(x, y, batch_size=config.batch_size, generator=gen)):
-            logits = model(random_shift(xb, config.max_shift, gen))
-            loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums += torch.stack([loss.detach() * yb.shape[0], (logits.argmax(1) == yb).sum().float()])
-            bar.update(1)
-        ensure_finite(sums, ("loss", "accuracy"), epoch, steps, run_dir)
-        loss_sum, correct = sums.tolist()
+
+    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
+        xb, yb = batch
+        logits = model(random_shift(xb, config.max_shift, info.generator))
+        loss = F.cross_entropy(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return torch.stack([loss.detach() * yb.shape[0], (logits.argmax(1) == yb).sum().float()])
+
+    def summarise(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> None:
+        loss_sum, correct = log.sum(0).tolist()
         history["loss"].append(loss_sum / x.shape[0])
         history["train_acc"].append(correct / x.shape[0])
-        history["epoch_seconds"].append(time.perf_counter() - start)
-        commit(run_dir, {"model": model}, config, {"adam": optimizer}, epoch, history)
-    bar.close()
+
+    history = fit(run, epochs, step, history={"loss": [], "train_acc": []}, run_dir=run_dir,
+                  on_epoch_start=schedule, on_epoch_end=summarise, show_progress=show_progress)
     return model.eval(), history

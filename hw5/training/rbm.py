@@ -13,8 +13,8 @@ chain's first matmul and skips the autograd graph. ``gradient="autograd"`` calls
 :meth:`RBM.cd_loss`, the template's literal route. Both give the same updates up to rounding.
 
 Speed: the split stays resident on the device as one (N, 784) tensor; a step is 2k + 3 matmuls, a few
-element-wise kernels and a fused Adam update; per-step values are accumulated in a device tensor and read
-once per epoch. On a CPU the cost is dominated by drawing the k * B * 784 Gaussian numbers per step.
+element-wise kernels and a fused Adam update; per-step values stay in a device tensor (the shared runner,
+:func:`hw5.training.loop.fit`) and are read once per epoch. On a CPU the cost is dominated by drawing the k * B * 784 Gaussian numbers per step.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from typing import Any
 import torch
 import torch.nn.functional as fn
 
-from ..data import minibatches, num_batches, to_unit
+from .. import checks
+from ..data import to_unit
 from ..metrics.rbm import reconstruction_mse
 from ..models.rbm import RBM, standardize, to_pixels
-from ..utils import epoch_seed, get_device, seed_everything
-from .common import check_budget, commit, ensure_finite, progress, resume
+from ..utils import get_device, seed_everything
+from .loop import Run, StepInfo, adam, fit
 
 GRADIENTS = ("analytic", "autograd")
 LOGGED = ("loss", "train_mse")
@@ -41,11 +42,12 @@ LOGGED = ("loss", "train_mse")
 class RBMConfig:
     """What defines an RBM run (the epoch budget is an argument of :func:`train_rbm`).
 
-    ``hidden`` is the homework's M (the number of hidden units F of ``RBM(D, F, k)``).
+    ``hidden`` is the homework's M, the number of hidden units (the template's ``F`` in ``RBM(D, F, k)``);
+    ``gibbs_steps`` is the k of CD-k.
     """
 
     hidden: int = 64
-    k: int = 5
+    gibbs_steps: int = 5
     sigma: float = 1.0
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -54,27 +56,14 @@ class RBMConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if not isinstance(self.hidden, int) or self.hidden < 1:
-            raise ValueError(f"hidden (M, the number of hidden units) must be a positive integer, got "
-                             f"{self.hidden!r}")
-        if not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"k (Gibbs steps of CD-k) must be a positive integer, got {self.k!r}")
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be positive (it is a standard deviation), got {self.sigma!r}")
-        if self.batch_size < 1 or not self.lr > 0 or self.weight_decay < 0:
-            raise ValueError(f"need batch_size >= 1, lr > 0 and weight_decay >= 0; got {self.batch_size}, "
-                             f"{self.lr} and {self.weight_decay}")
-        if self.gradient not in GRADIENTS:
-            raise ValueError(f"gradient must be one of {GRADIENTS}, got {self.gradient!r}")
-
-
-def _adam(model: RBM, config: RBMConfig, device: torch.device) -> torch.optim.Adam:
-    """Adam over (W, b, alpha); the fused kernel (one launch for all three) where this torch has it."""
-    kwargs: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
-    try:
-        return torch.optim.Adam(model.parameters(), fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):  # older torch or a device without the fused kernel
-        return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
+        checks.integer(self, "hidden", 1)
+        checks.integer(self, "gibbs_steps", 1)
+        checks.real(self, "sigma", 0.0, low_open=True)
+        checks.real(self, "lr", 0.0, low_open=True)
+        checks.real(self, "weight_decay", 0.0)
+        checks.integer(self, "batch_size", 1)
+        checks.choice(self, "gradient", GRADIENTS)
+        checks.integer(self, "seed", 0)
 
 
 def cd_step(model: RBM, optimizer: torch.optim.Optimizer, x: torch.Tensor, gradient: str = "analytic",
@@ -103,65 +92,42 @@ def cd_step(model: RBM, optimizer: torch.optim.Optimizer, x: torch.Tensor, gradi
 
 def train_rbm(images: torch.Tensor, config: RBMConfig, epochs: int, run_dir: str | Path | None = None,
               device: str | torch.device | None = None, eval_images: torch.Tensor | None = None,
-              show_progress: bool = True, max_steps: int | None = None) -> tuple[RBM, dict[str, Any]]:
-    """Train (or resume) a Gaussian-Bernoulli RBM on uint8 ``images`` (N, 28, 28) for ``epochs`` epochs.
+              show_progress: bool = True) -> tuple[RBM, dict[str, Any]]:
+    """Train (or resume) a Gaussian-Bernoulli RBM on ``images`` (uint8, or floats in [0, 1]; (N, 28, 28)) for
+    ``epochs`` epochs.
 
     With ``run_dir`` every epoch is checkpointed there and a rerun resumes from the last one (asking for
-    more epochs continues the run). With ``eval_images`` (uint8, e.g. the test split) the reconstruction
-    MSEs of :func:`hw5.metrics.rbm.reconstruction_mse` are recorded after every epoch. ``max_steps`` stops
-    after that many optimisation steps in this call (for benchmarks; not with ``run_dir``, because a cut
-    epoch must not be checkpointed as a whole one).
+    more epochs continues the run). With ``eval_images`` (e.g. the test split) the reconstruction MSEs of
+    :func:`hw5.metrics.rbm.reconstruction_mse` are recorded after every epoch.
 
-    Returns the model (eval mode) and the history, per epoch: ``loss`` (mean CD loss over the epoch's
-    steps), ``train_mse`` (mean over the epoch's batches of the CD-k chain's reconstruction MSE, per pixel,
-    [0, 1] units, taken before each batch's update), ``epoch_seconds`` (wall clock, training only),
-    ``epoch_cpu_seconds`` (CPU time of the process, all threads: the cost regardless of other jobs on a
-    shared machine) and, with ``eval_images``, ``eval_mse``, ``eval_mse_meanfield`` and ``eval_seconds``;
-    also ``steps_per_epoch``.
+    Returns the model (eval mode, on ``device``) and the history, per epoch: ``loss`` (mean CD loss over the
+    epoch's steps), ``train_mse`` (mean over the epoch's batches of the CD-k chain's reconstruction MSE, per
+    pixel, [0, 1] units, taken before each batch's update), ``epoch_seconds``, ``epoch_cpu_seconds`` and,
+    with ``eval_images``, ``eval_mse``, ``eval_mse_meanfield`` and ``eval_seconds``; also ``steps_per_epoch``.
     """
-    check_budget(epochs)
-    if max_steps is not None and (max_steps < 1 or run_dir is not None):
-        raise ValueError(f"max_steps must be >= 1 and cannot be combined with run_dir (a partial epoch is "
-                         f"never checkpointed); got max_steps={max_steps}, run_dir={run_dir}")
     device = get_device(device)
+    x_all = to_unit(images, device).flatten(1)  # (N, 1, 28, 28) -> (N, 784) in [0, 1]
+    if eval_images is not None:
+        to_unit(eval_images[:1], name="eval_images")  # refuse bad evaluation images now, not after an epoch
     seed_everything(config.seed)
-    model = RBM(D=28 * 28, F=config.hidden, k=config.k, sigma=config.sigma).to(device)
-    optimizer = _adam(model, config, device)
-    done, history = resume(run_dir, {"model": model}, config, {"adam": optimizer})
-    steps = num_batches(images.shape[0], config.batch_size)
-    history = history or {**{k: [] for k in LOGGED}, "epoch_seconds": [], "steps_per_epoch": steps}
+    model = RBM(D=28 * 28, F=config.hidden, k=config.gibbs_steps, sigma=config.sigma).to(device)
+    optimizer = adam(model.parameters(), device, lr=config.lr, weight_decay=config.weight_decay)
+    run = Run(f"RBM M={config.hidden}", {"model": model}, {"adam": optimizer}, config, config.seed, (x_all,),
+              config.batch_size, LOGGED)
 
-    x_all = to_unit(images.to(device)).flatten(1)  # (N, 28, 28) uint8 -> (N, 784) in [0, 1]
-    total = epochs * steps if max_steps is None else min(max_steps, (epochs - done) * steps)
-    bar = progress(total, 0 if max_steps else done * steps, f"RBM M={config.hidden}", show_progress)
-    taken = 0
-    for epoch in range(done + 1, epochs + 1):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        model.train()
-        seed_everything(epoch_seed(config.seed, epoch))
-        order = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
-        sums = torch.zeros(len(LOGGED), device=device)
-        n_steps = 0
-        for (x,) in minibatches(x_all, batch_size=config.batch_size, generator=order):
-            sums += cd_step(model, optimizer, x, config.gradient)
-            n_steps += 1
-            taken += 1
-            bar.update(1)
-            if max_steps is not None and taken >= max_steps:
-                break
-        ensure_finite(sums, LOGGED, epoch, n_steps, run_dir)
-        for key, value in zip(LOGGED, (sums / n_steps).tolist()):
+    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
+        return cd_step(model, optimizer, batch[0], config.gradient)
+
+    def summarise(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> None:
+        for key, value in zip(LOGGED, log.mean(0).tolist()):
             history[key].append(value)
-        history["epoch_seconds"].append(time.perf_counter() - start)
-        history.setdefault("epoch_cpu_seconds", []).append(time.process_time() - start_cpu)
         if eval_images is not None:
             start = time.perf_counter()
             scores = reconstruction_mse(model, eval_images, batch_size=config.batch_size)
             history.setdefault("eval_mse", []).append(scores["chain"])
             history.setdefault("eval_mse_meanfield", []).append(scores["meanfield"])
             history.setdefault("eval_seconds", []).append(time.perf_counter() - start)
-        commit(run_dir, {"model": model}, config, {"adam": optimizer}, epoch, history)
-        if max_steps is not None and taken >= max_steps:
-            break
-    bar.close()
+
+    history = fit(run, epochs, step, history={k: [] for k in LOGGED}, run_dir=run_dir, on_epoch_end=summarise,
+                  show_progress=show_progress)
     return model.eval(), history

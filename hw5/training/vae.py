@@ -7,29 +7,32 @@ too: Adam, lr 1e-3, batch 128 (and the model's 784-400-20 sizes). What it leaves
 notebook chooses on the validation split only, is in :class:`VAEConfig` and the ``epochs``/``patience``
 budget arguments.
 
-After every epoch the validation negative ELBO is measured (with the same noise eps every epoch, so
-that epochs are compared on the same draw) on the current weights, or on their moving average when
-``ema_decay`` > 0; the best-so-far weights are kept in a second copy of the model, and all copies plus
-Adam's state are checkpointed: an interrupted run resumes exactly where it
-stopped, and the loop returns the best-validation weights.
+After every epoch the validation negative ELBO is measured (:func:`hw5.metrics.vae.elbo_terms`, with the
+same noise eps every epoch, so that epochs are compared on the same draw) on the current weights, or on
+their moving average when ``ema_decay`` > 0; the best-so-far weights are kept in a second copy of the
+model, and all copies plus Adam's state are checkpointed by the shared runner
+(:func:`hw5.training.loop.fit`): an interrupted run resumes exactly where it stopped, and the loop returns
+the best-validation weights.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data import minibatches, num_batches, to_unit
+from .. import checks
+from ..data import to_unit
+from ..metrics.vae import elbo_terms
 from ..models.vae import ACTIVATIONS, CVAE, VAE, vae_loss
-from ..utils import epoch_seed, get_device, seed_everything
-from .common import check_budget, commit, ensure_finite, progress, resume
+from ..utils import get_device, seed_everything
+from .loop import Run, StepInfo, adam, fit
 
 TEMPLATE = {"lr": 1e-3, "batch_size": 128}  # the course template's optimiser settings (with Adam)
 LOGGED = ("loss", "neg_elbo", "recon", "kl")
+VALIDATION_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -56,17 +59,16 @@ class VAEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.lr <= 0 or self.batch_size < 1:
-            raise ValueError(f"lr must be > 0 and batch_size >= 1, got {self.lr} and {self.batch_size}")
-        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0 and self.adam_eps > 0):
-            raise ValueError(f"Adam needs 0 <= beta1, beta2 < 1 and eps > 0, got {self.beta1}, {self.beta2}, "
-                             f"{self.adam_eps}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1) (0 = no averaging), got {self.ema_decay}")
-        if self.kl_warmup_epochs < 0:
-            raise ValueError(f"kl_warmup_epochs must be >= 0, got {self.kl_warmup_epochs}")
+        checks.boolean(self, "conditional")
+        checks.choice(self, "activation", sorted(ACTIVATIONS))
+        checks.real(self, "lr", 0.0, low_open=True)
+        checks.integer(self, "batch_size", 1)
+        checks.real(self, "beta1", 0.0, 1.0, high_open=True)
+        checks.real(self, "beta2", 0.0, 1.0, high_open=True)
+        checks.real(self, "adam_eps", 0.0, low_open=True)
+        checks.integer(self, "kl_warmup_epochs", 0)
+        checks.real(self, "ema_decay", 0.0, 1.0, high_open=True)
+        checks.integer(self, "seed", 0)
 
     def build(self) -> VAE:
         """A fresh (untrained) model of this config."""
@@ -81,96 +83,88 @@ def kl_weight(config: VAEConfig, epoch: int, step: int, steps: int) -> float:
     return min(1.0, ((epoch - 1) * steps + step + 1) / (config.kl_warmup_epochs * steps))
 
 
-@torch.inference_mode()
-def evaluate(model: VAE, x: torch.Tensor, c: torch.Tensor, seed: int, batch_size: int = 2000) -> torch.Tensor:
-    """Mean (neg_elbo, recon, kl) per image over float images ``x`` (N, 1, 28, 28), one z each from a
-    generator seeded with ``seed`` (the same eps every call); a device tensor of 3 values (no sync)."""
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    sums = torch.zeros(3, device=x.device)
-    for i in range(0, x.shape[0], batch_size):
-        xb, cb = x[i:i + batch_size], c[i:i + batch_size]
-        logits, mu, logvar = model(xb, cb, generator=gen)
-        out = vae_loss(logits, xb, mu, logvar)
-        sums += torch.stack([out["neg_elbo"], out["recon"], out["kl"]]) * xb.shape[0]
-    model.train(was_training)
-    return sums / x.shape[0]
+def _labels(labels: torch.Tensor, images: torch.Tensor, name: str, device: torch.device) -> torch.Tensor:
+    """Integer class labels in [0, 10), one per image, on ``device``; a clear error otherwise."""
+    if labels.shape != (images.shape[0],) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"{name} must be integer class labels of shape ({images.shape[0]},), got "
+                         f"{labels.dtype} {tuple(labels.shape)}")
+    labels = labels.to(device)
+    if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < 10):
+        raise ValueError(f"{name} must lie in 0..9 (the ten classes), got {int(labels.min())}..{int(labels.max())}")
+    return labels.long()
+
+
+def _models(config: VAEConfig, device: torch.device) -> dict[str, VAE]:
+    """The trained model, the best-validation copy and (with averaging) the moving average, all equal."""
+    seed_everything(config.seed)
+    modules = {"model": config.build().to(device), "best": config.build().to(device)}
+    if config.ema_decay:
+        modules["ema"] = config.build().to(device)
+    for name in ("best", "ema"):
+        if name in modules:
+            modules[name].load_state_dict(modules["model"].state_dict())
+    return modules
 
 
 def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
               val_labels: torch.Tensor, config: VAEConfig, epochs: int, patience: int | None = None,
               run_dir: str | Path | None = None, device: str | torch.device | None = None,
               show_progress: bool = True, desc: str | None = None) -> tuple[VAE, dict[str, Any]]:
-    """Train (or resume) a VAE / C-VAE on uint8 images (N, 28, 28) with int labels, for at most ``epochs``
-    epochs, stopping early once the validation negative ELBO has not improved for ``patience`` epochs.
+    """Train (or resume) a VAE / C-VAE on images (uint8, or floats in [0, 1]; (N, 28, 28)) with int labels,
+    for at most ``epochs`` epochs, stopping early once the validation negative ELBO has not improved for
+    ``patience`` epochs.
 
-    Returns the model with the best-validation weights (in eval mode) and the history: per epoch
-    ``train_{loss,neg_elbo,recon,kl}`` (means over the epoch's steps), ``val_{neg_elbo,recon,kl}``,
-    ``beta``, ``epoch_seconds``; and ``best_epoch``, ``best_val_loss``, ``stopped_early``.
+    Returns the model with the best-validation weights (in eval mode, on ``device``) and the history: per
+    epoch ``train_{loss,neg_elbo,recon,kl}`` (means over the epoch's images), ``val_{neg_elbo,recon,kl}``,
+    ``kl_weight``, ``epoch_seconds``; and ``best_epoch``, ``best_val_loss``, ``stopped_early``.
     Asking a finished run for more epochs continues it (unless it had stopped early).
     """
-    check_budget(epochs)
-    if patience is not None and patience < 1:
-        raise ValueError(f"patience must be a positive number of epochs or None, got {patience}")
+    if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
+        raise ValueError(f"patience must be a positive number of epochs or None, got {patience!r}")
     device = get_device(device)
-    seed_everything(config.seed)
-    model, best = config.build().to(device), config.build().to(device)
-    best.load_state_dict(model.state_dict())
-    # fused=True: one kernel for the whole Adam update, ~25% of a step faster on CPU for this small MLP
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
-                                 eps=config.adam_eps, fused=device.type in ("cpu", "cuda"))
-    modules = {"model": model, "best": best}
-    if config.ema_decay:
-        modules["ema"] = config.build().to(device)
-        modules["ema"].load_state_dict(model.state_dict())
+    x = to_unit(train_images, device, name="train_images")  # (N, 1, 28, 28) in [0, 1]
+    xv = to_unit(val_images, device, name="val_images")
+    c, cv = _labels(train_labels, x, "train_labels", device), _labels(val_labels, xv, "val_labels", device)
+    modules = _models(config, device)
+    model, best = modules["model"], modules["best"]
     averaged = modules.get("ema", model)  # the weights that are validated and kept
     pairs = list(zip(averaged.parameters(), model.parameters())) if config.ema_decay else []
-    done, history = resume(run_dir, modules, config, {"adam": optimizer})
-    if not history:
-        history = {**{f"train_{k}": [] for k in LOGGED}, **{f"val_{k}": [] for k in LOGGED[1:]},
-                   "beta": [], "epoch_seconds": [], "best_epoch": 0, "best_val_loss": float("inf"),
-                   "stopped_early": False}
+    optimizer = adam(model.parameters(), device, lr=config.lr, betas=(config.beta1, config.beta2),
+                     eps=config.adam_eps)
+    run = Run(desc or ("C-VAE" if config.conditional else "VAE"), modules, {"adam": optimizer}, config,
+              config.seed, (x, c), config.batch_size, LOGGED)
 
-    x, c = to_unit(train_images.to(device)), train_labels.to(device)  # (N, 28, 28) -> (N, 1, 28, 28)
-    xv, cv = to_unit(val_images.to(device)), val_labels.to(device)
-    steps = num_batches(x.shape[0], config.batch_size)
-    bar = progress(epochs * steps, done * steps, desc or ("C-VAE" if config.conditional else "VAE"), show_progress)
-    model.train()
-    for epoch in range(done + 1, epochs + 1):
-        if patience is not None and epoch - 1 - history["best_epoch"] >= patience:
-            break
-        start = time.perf_counter()
-        seed_everything(epoch_seed(config.seed, epoch))
-        gen = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
-        sums = torch.zeros(len(LOGGED), device=device)
-        betas = [kl_weight(config, epoch, s, steps) for s in range(steps)]
-        for step, (xb, cb) in enumerate(minibatches(x, c, batch_size=config.batch_size, generator=gen)):
-            logits, mu, logvar = model(xb, cb)
-            out = vae_loss(logits, xb, mu, logvar, beta=betas[step])
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            optimizer.step()
-            with torch.no_grad():
-                for p_avg, p in pairs:
-                    p_avg.lerp_(p, 1.0 - config.ema_decay)
-            sums += torch.stack([out[k].detach() for k in LOGGED]) * xb.shape[0]
-            bar.update(1)
-        ensure_finite(sums, tuple(f"train {k}" for k in LOGGED), epoch, steps, run_dir)
-        val = evaluate(averaged, xv, cv, seed=config.seed)
-        for k, v in zip(LOGGED, (sums / x.shape[0]).tolist()):
+    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
+        xb, cb = batch
+        logits, mu, logvar = model(xb, cb)
+        out = vae_loss(logits, xb, mu, logvar, beta=kl_weight(config, info.epoch, info.index, info.steps))
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optimizer.step()
+        with torch.no_grad():
+            for p_avg, p in pairs:
+                p_avg.lerp_(p, 1.0 - config.ema_decay)
+        return torch.stack([out[k].detach() for k in LOGGED]) * xb.shape[0]
+
+    def validate(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> dict[str, str]:
+        val = elbo_terms(averaged, xv, cv, seed=config.seed, batch_size=VALIDATION_BATCH)
+        for k, v in zip(LOGGED, (log.sum(0) / x.shape[0]).tolist()):
             history[f"train_{k}"].append(v)
         for k, v in zip(LOGGED[1:], val.tolist()):
             history[f"val_{k}"].append(v)
-        history["beta"].append(betas[-1])
+        history["kl_weight"].append(kl_weight(config, epoch, run.steps - 1, run.steps))
         if history["val_neg_elbo"][-1] < history["best_val_loss"]:
             history["best_val_loss"], history["best_epoch"] = history["val_neg_elbo"][-1], epoch
             best.load_state_dict(averaged.state_dict())
-        history["epoch_seconds"].append(time.perf_counter() - start)
-        bar.set_postfix(epoch=epoch, val=f"{history['val_neg_elbo'][-1]:.2f}",
-                        best=f"{history['best_val_loss']:.2f}@{history['best_epoch']}", refresh=False)
-        commit(run_dir, modules, config, {"adam": optimizer}, epoch, history)
-    bar.close()
-    history["stopped_early"] = (patience is not None
-                                and len(history["val_neg_elbo"]) - history["best_epoch"] >= patience)
+        return {"val": f"{history['val_neg_elbo'][-1]:.2f}",
+                "best": f"{history['best_val_loss']:.2f}@{history['best_epoch']}"}
+
+    def patience_ran_out(epoch: int, history: dict[str, Any]) -> bool:
+        return patience is not None and epoch - 1 - history["best_epoch"] >= patience
+
+    fresh = {**{f"train_{k}": [] for k in LOGGED}, **{f"val_{k}": [] for k in LOGGED[1:]}, "kl_weight": [],
+             "best_epoch": 0, "best_val_loss": float("inf"), "stopped_early": False}
+    history = fit(run, epochs, step, history=fresh, run_dir=run_dir, on_epoch_end=validate,
+                  stop_before=patience_ran_out, show_progress=show_progress)
+    history["stopped_early"] = patience_ran_out(len(history["val_neg_elbo"]) + 1, history)
     return best.eval(), history
