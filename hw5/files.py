@@ -5,7 +5,8 @@ Every result hw5 writes (dataset cache, checkpoints, weights, ``metrics.json``, 
 to disk, and renamed over the destination with ``os.replace`` (atomic on POSIX and Windows). A crash
 or an exception mid-write leaves the previous file intact and no temporary file behind. Only a process
 killed mid-write (SIGKILL, power cut) can leave its ``.<name>.XXXXXXXX.tmp`` behind;
-:func:`remove_stale_temporaries` deletes such leftovers when their folder is next written to.
+:func:`remove_stale_temporaries` deletes such leftovers; :mod:`hw5.checkpoint` calls it whenever a
+checkpoint folder is saved to or resumed from.
 """
 
 from __future__ import annotations
