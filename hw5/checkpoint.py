@@ -14,6 +14,11 @@ checkpoint. The random state needs no blob: loops reseed at every epoch from ``(
 
 Shipped weights (``hw5/weights/<name>/``) use the same format without the trainer file. Nothing is
 ever unpickled: weights come from safetensors and optimizer state through the weights-only loader.
+
+Every problem raises :class:`CheckpointError` naming the file and the fix. The fix depends on the
+folder: a run's folder can be deleted to start afresh, but a folder of the shipped weights must be
+restored (``git checkout`` or a reinstall), never deleted. Temporary files that a kill mid-write left
+behind are removed when a folder is saved to or resumed from.
 """
 
 from __future__ import annotations
@@ -30,10 +35,14 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .files import _jsonable, atomic_write_bytes, read_json, write_json
+from . import locations
+from .files import _jsonable, atomic_write_bytes, read_json, remove_stale_temporaries, write_json
 
 FORMAT_VERSION = 1
 SIDECAR = "checkpoint.json"
+# A reader leaves a temporary file younger than this alone: it may belong to a save in progress in
+# another process (a checkpoint write takes well under a second). The next save removes it anyway.
+STALE_AFTER_S = 60.0
 
 
 class CheckpointError(ValueError):
@@ -60,6 +69,65 @@ def _state_tensors(modules: Mapping[str, torch.nn.Module]) -> dict[str, torch.Te
     return tensors
 
 
+def is_shipped(directory: str | Path) -> bool:
+    """Whether ``directory`` is (inside) the weights shipped with the package, ``hw5/weights``."""
+    return Path(directory).resolve().is_relative_to(locations.SHIPPED_WEIGHTS.resolve())
+
+
+def _fix(directory: Path) -> str:
+    """What to do about a damaged checkpoint in ``directory``: delete a run, restore shipped weights."""
+    if is_shipped(directory):
+        rel = Path(directory).resolve().relative_to(locations.SHIPPED_WEIGHTS.resolve())
+        target = "hw5/weights" + (f"/{rel.as_posix()}" if rel.parts else "")
+        return (f"These are weights shipped with hw5: do not delete them. Restore them with "
+                f"`git checkout -- {target}` in a source checkout of hw5, or reinstall hw5 "
+                "(`pip install --force-reinstall --no-deps <the hw5 wheel or source folder>`).")
+    return f"Delete the folder {directory} to start the run afresh (or export the weights into it again)."
+
+
+_SIDECAR_TYPES = {"format": int, "modules": list, "config": dict, "epoch": int, "files": dict, "sha256": dict}
+
+
+def read_sidecar(directory: str | Path) -> dict[str, Any]:
+    """The parsed ``checkpoint.json`` of ``directory``, checked for what loading needs.
+
+    Raises :class:`CheckpointError` naming the file, what is wrong with it (not JSON, a missing or
+    mistyped key, a file without its digest, a newer format) and the fix (:func:`_fix`).
+    """
+    directory = Path(directory)
+    path = directory / SIDECAR
+
+    def damaged(problem: str) -> CheckpointError:
+        return CheckpointError(f"{path} is damaged: {problem}. The checkpoint in {directory} cannot be "
+                               f"loaded. {_fix(directory)}")
+
+    try:
+        sidecar = read_json(path)
+    except ValueError as exc:  # JSONFileError: not UTF-8 or not JSON (e.g. cut short by a full disk)
+        raise damaged(f"it is not valid JSON ({exc.__cause__ or exc})") from exc
+    if not isinstance(sidecar, dict):
+        raise damaged(f"it holds a JSON {type(sidecar).__name__}, not an object")
+    absent = [key for key in _SIDECAR_TYPES if key not in sidecar]
+    if absent:
+        raise damaged(f"the required key(s) {absent} are missing")
+    for key, kind in _SIDECAR_TYPES.items():
+        if not isinstance(sidecar[key], kind) or (kind is int and isinstance(sidecar[key], bool)):
+            raise damaged(f"{key!r} is a {type(sidecar[key]).__name__}, not a {kind.__name__}")
+    if sidecar["format"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {sidecar['format']}, but this hw5 reads format {FORMAT_VERSION}. "
+            "Load it with the hw5 version that wrote it, or update hw5."
+        )
+    if "weights" not in sidecar["files"]:
+        raise damaged("'files' names no 'weights' file")
+    for key, name in sidecar["files"].items():
+        if not isinstance(name, str) or Path(name).name != name or not name:
+            raise damaged(f"files[{key!r}] = {name!r} is not a file name in the folder")
+        if not isinstance(sidecar["sha256"].get(key), str):
+            raise damaged(f"'sha256' holds no digest for files[{key!r}]")
+    return sidecar
+
+
 def save_checkpoint(directory: str | Path, modules: Mapping[str, torch.nn.Module], config: Any,
                     state: Mapping[str, Any], optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
                     tag: str | None = None) -> Path:
@@ -67,11 +135,16 @@ def save_checkpoint(directory: str | Path, modules: Mapping[str, torch.nn.Module
 
     ``config`` identifies what was trained (a dataclass or dict: loading into another config fails);
     ``state`` is JSON-able training state (it must hold ``epoch``; typically also ``history``).
+    Temporary files left by a save that was killed mid-write are removed first.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(directory)  # the saver owns the folder: any temporary is a killed write's
     tag = tag or f"epoch{int(state['epoch']):04d}"
-    old = read_json(directory / SIDECAR) if (directory / SIDECAR).exists() else None
+    try:
+        old = read_sidecar(directory) if has_checkpoint(directory) else None
+    except CheckpointError:
+        old = None  # a damaged sidecar is replaced below; the files it named are merely not pruned
 
     files, digests = {}, {}
     weights = save_safetensors(_state_tensors(modules))
@@ -89,13 +162,13 @@ def save_checkpoint(directory: str | Path, modules: Mapping[str, torch.nn.Module
                **dict(state), "files": files, "sha256": digests}
     write_json(directory / SIDECAR, sidecar)
     if old is not None:  # only now that the new sidecar is committed are the old files unreferenced
-        for name in set(old.get("files", {}).values()) - set(files.values()):
+        for name in set(old["files"].values()) - set(files.values()):
             (directory / name).unlink(missing_ok=True)
     return directory / SIDECAR
 
 
 def has_checkpoint(directory: str | Path) -> bool:
-    """Whether ``directory`` holds a committed checkpoint."""
+    """Whether ``directory`` holds a committed checkpoint (a ``checkpoint.json``; it may still be damaged)."""
     return (Path(directory) / SIDECAR).is_file()
 
 
@@ -103,11 +176,11 @@ def _read_verified(directory: Path, sidecar: dict, key: str) -> bytes:
     path = directory / sidecar["files"][key]
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; the checkpoint in {directory} is incomplete. "
-                              "Delete the folder to start the run afresh.")
+                              f"{_fix(directory)}")
     data = path.read_bytes()
     if _sha256(data) != sidecar["sha256"][key]:
         raise CheckpointError(f"{path} does not match the SHA-256 recorded in {directory / SIDECAR}; "
-                              "the file is corrupt. Delete the folder to start the run afresh.")
+                              f"the file is corrupt. {_fix(directory)}")
     return data
 
 
@@ -115,13 +188,18 @@ def load_checkpoint(directory: str | Path, modules: Mapping[str, torch.nn.Module
                     optimizers: Mapping[str, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
     """Load a checkpoint into ``modules`` (and ``optimizers``); returns the sidecar's dict.
 
-    Raises :class:`CheckpointError` when ``config`` is given and differs from the saved one (naming
-    both), when the module names differ, or when a file is missing or corrupt.
+    Raises :class:`CheckpointError` when ``checkpoint.json`` is damaged, when ``config`` is given and
+    differs from the saved one (naming both), when the module names differ, or when a file is missing
+    or corrupt. Temporary files older than :data:`STALE_AFTER_S` that a killed save left behind are
+    removed, except in the shipped weights, which are only ever read (an installed hw5 never writes
+    into its package folder).
     """
     directory = Path(directory)
     if not has_checkpoint(directory):
         raise CheckpointError(f"no checkpoint in {directory} ({SIDECAR} not found)")
-    sidecar = read_json(directory / SIDECAR)
+    if not is_shipped(directory):
+        remove_stale_temporaries(directory, older_than=STALE_AFTER_S)
+    sidecar = read_sidecar(directory)
     if config is not None and sidecar["config"] != config_dict(config):
         raise CheckpointError(
             f"the checkpoint in {directory} was saved with config\n  {sidecar['config']}\n"

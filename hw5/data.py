@@ -1,16 +1,21 @@
 """MNIST, KMNIST and Fashion-MNIST from their canonical IDX files, without torchvision.
 
 Files are looked for in torchvision's on-disk layout, ``<root>/<Name>/raw/{train,t10k}-{images-idx3,
-labels-idx1}-ubyte.gz``, in this order of roots:
+labels-idx1}-ubyte.gz``, in the roots given to :func:`load` (``roots=``), by default
+:func:`hw5.locations.default_data_roots`:
 
-1. ``$HW5_DATA``;
-2. the repository's ``data/``;
-3. ``../shared/data`` beside the repository (read-only: never written to).
+* source checkout: the repository's ``data/``, then ``../shared/data`` beside the repository
+  (read-only: never written to);
+* installed package: ``<user cache>/data`` (``~/.cache/hw5/data`` on Linux).
 
-If no root holds a dataset it is downloaded from its canonical mirrors into ``data/`` (MD5-checked,
-atomic rename). Every raw file's MD5 (the ones torchvision lists) is checked before first use and its
-IDX header is parsed and validated; the decoded arrays are cached as ``.npy`` in ``data/cache`` so that
-a second load of a 60k split takes milliseconds.
+If no root holds a dataset it is downloaded from its canonical mirrors into ``<cache_dir>/<Name>/raw``
+(MD5-checked, atomic rename); ``cache_dir`` defaults to :func:`hw5.locations.default_cache_dir`, the
+first root above. Every raw file's MD5 (the ones torchvision lists) is checked before first use and its
+IDX header is parsed and validated; the decoded arrays are cached as ``.npy`` in
+``<cache_dir>/cache/<Name>/`` so that a second load of a 60k split takes milliseconds. Each cached
+array's file name carries the MD5 of the raw file it was decoded from, and only an array whose MD5 is
+the published one for that dataset, split and kind is served: a cache copied under another dataset's
+name is never mistaken for it. No environment variable is read here (see :mod:`hw5.settings`).
 
 The training loops never use a ``DataLoader``: a whole split lives on the device as one tensor and
 :func:`minibatches` slices it with a shuffled index, one ``randperm`` per epoch.
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,8 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import locations
 from .files import atomic_write, atomic_write_bytes
-from .utils import REPO_ROOT, get_device
+from .utils import get_device
 
 
 class DataError(RuntimeError):
@@ -97,17 +102,19 @@ def class_names(name: str) -> tuple[str, ...]:
 
 
 def default_roots() -> list[Path]:
-    """Where raw files are looked for, in order: ``$HW5_DATA``, ``data/``, ``../shared/data``."""
-    roots = []
-    if os.environ.get("HW5_DATA"):
-        roots.append(Path(os.environ["HW5_DATA"]).expanduser())
-    roots += [REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
-    return roots
+    """Where raw files are looked for when ``roots`` is not given: :func:`hw5.locations.default_data_roots`."""
+    return locations.default_data_roots()
 
 
 def default_cache_dir() -> Path:
-    """Folder for downloads and decoded arrays: ``$HW5_CACHE`` or the repository's ``data/``."""
-    return Path(os.environ.get("HW5_CACHE") or REPO_ROOT / "data")
+    """Folder for downloads and decoded arrays when ``cache_dir`` is not given:
+    :func:`hw5.locations.default_cache_dir`."""
+    return locations.default_cache_dir()
+
+
+def _cache_root(cache_dir: Path | None) -> Path:
+    """The cache folder in use: ``cache_dir`` when given, else :func:`default_cache_dir`."""
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
 
 def md5sum(path: Path) -> str:
@@ -119,14 +126,19 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_md5(path: Path, expected: str) -> None:
-    """Raise :class:`DataError` naming ``path`` if its MD5 is not ``expected``."""
+def verify_md5(path: Path, expected: str, download_dir: Path | None = None) -> None:
+    """Raise :class:`DataError` naming ``path`` if its MD5 is not ``expected``.
+
+    ``download_dir`` is where a fresh copy would be downloaded to (``<cache_dir>/<Name>/raw``); the
+    message names it so the user knows where the replacement will appear.
+    """
     actual = md5sum(path)
     if actual != expected:
+        where = f"into {download_dir}" if download_dir is not None else "into the data cache folder"
         raise DataError(
             f"{path}: MD5 {actual} does not match the published {expected}; the file is corrupt or "
-            "truncated. Delete it (hw5 then downloads a fresh copy into data/) or replace it with the "
-            "original file."
+            f"truncated. Delete it (the next load then downloads a fresh copy {where}, unless "
+            "another data root holds the files) or replace it with the original file."
         )
 
 
@@ -186,7 +198,7 @@ def _download_file(urls: Sequence[str], dest: Path, md5: str, timeout: float) ->
 def download(name: str, cache_dir: Path | None = None, timeout: float = 30.0) -> Path:
     """Download dataset ``name`` into ``<cache_dir>/<Name>/raw`` (MD5-checked); returns the root."""
     info = dataset_info(name)
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = _cache_root(cache_dir)
     _raw_dir(root, name).mkdir(parents=True, exist_ok=True)
     for fname, md5 in info.md5.items():
         dest = _raw_dir(root, name) / fname
@@ -217,31 +229,62 @@ def locate(name: str, roots: Sequence[Path] | None = None, cache_dir: Path | Non
     raise DataError(
         f"{name} raw files ({', '.join(info.md5)}) were not found in:\n{looked}\nand {reason}.\n"
         f"Fix: put the four .gz files in one of those folders (or point HW5_DATA at a folder holding "
-        f"{name}/raw/), or connect to the internet so hw5 can download them from {info.mirrors[0]}."
+        f"{name}/raw/), or connect to the internet so hw5 can download them from {info.mirrors[0]} "
+        f"into {_raw_dir(_cache_root(cache_dir), name)}."
     )
+
+
+_KINDS = (("images", "images-idx3"), ("labels", "labels-idx1"))
+
+
+def _cached_array_path(cache_root: Path, name: str, split: str, kind: str, md5: str) -> Path:
+    """``<cache_root>/cache/<Name>/<split>-<kind>.<md5>.npy``: the MD5 of the raw file the array was
+    decoded from is part of the name, so a cache is only ever served for the file it came from."""
+    return cache_root / "cache" / name / f"{split}-{kind}.{md5}.npy"
+
+
+def _read_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The uint8 array of ``shape`` stored at ``path``, or ``None`` when it is absent or damaged."""
+    try:
+        array = np.load(path)  # allow_pickle=False: a tampered cache cannot run code
+    except (OSError, ValueError, EOFError):
+        return None
+    return array if array.shape == shape and array.dtype == np.uint8 else None
+
+
+def _remove_superseded(path: Path, split: str, kind: str) -> None:
+    """Delete the other cached arrays of this split and kind (other MD5s, or the MD5-less names of
+    older hw5 versions): they can never be served again and only take space."""
+    for other in path.parent.glob(f"{split}-{kind}*.npy"):
+        if other != path:
+            try:
+                other.unlink()
+            except OSError:
+                pass  # a read-only or concurrently cleaned cache: harmless, it is never served
 
 
 def _load_arrays(name: str, split: str, roots: Sequence[Path] | None, cache_dir: Path | None,
                  allow_download: bool) -> tuple[np.ndarray, np.ndarray]:
-    count = SPLIT_SIZES[split]
-    cache = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "cache" / name
-    paths = {kind: cache / f"{split}-{kind}.npy" for kind in ("images", "labels")}
-    try:
-        images, labels = np.load(paths["images"]), np.load(paths["labels"])
-        if images.shape == (count, 28, 28) and labels.shape == (count,) and images.dtype == labels.dtype == np.uint8:
-            return images, labels
-    except (OSError, ValueError):
-        pass  # no cache yet, or a damaged one: rebuild it from the verified raw files
-
+    """The decoded (images, labels) of ``split``: from the cache when it holds arrays decoded from the
+    published files, else decoded from the MD5-verified raw files and cached."""
     info = dataset_info(name)
-    root = locate(name, roots, cache_dir, allow_download)
-    arrays = {}
-    for kind, stem in (("images", "images-idx3"), ("labels", "labels-idx1")):
-        path = _raw_dir(root, name) / f"{_RAW_PREFIX[split]}-{stem}-ubyte.gz"
-        verify_md5(path, info.md5[path.name])
-        arrays[kind] = read_idx(path, kind, count)
-    for kind, array in arrays.items():
-        atomic_write(paths[kind], lambda fh, a=array: np.save(fh, a))
+    count = SPLIT_SIZES[split]
+    shapes = {"images": (count, 28, 28), "labels": (count,)}
+    raw_names = {kind: f"{_RAW_PREFIX[split]}-{stem}-ubyte.gz" for kind, stem in _KINDS}
+    cache_root = _cache_root(cache_dir)
+    paths = {kind: _cached_array_path(cache_root, name, split, kind, info.md5[raw_names[kind]])
+             for kind, _ in _KINDS}
+    # A hit costs one np.load per array: the .gz is not re-hashed, the MD5 in the name vouches for it.
+    arrays = {kind: _read_cached(paths[kind], shapes[kind]) for kind, _ in _KINDS}
+    missing = [kind for kind, array in arrays.items() if array is None]
+    if missing:
+        root = locate(name, roots, cache_dir, allow_download)
+        for kind in missing:
+            raw = _raw_dir(root, name) / raw_names[kind]
+            verify_md5(raw, info.md5[raw.name], download_dir=_raw_dir(cache_root, name))
+            arrays[kind] = read_idx(raw, kind, count)
+            atomic_write(paths[kind], lambda fh, a=arrays[kind]: np.save(fh, a))
+            _remove_superseded(paths[kind], split, kind)
     return arrays["images"], arrays["labels"]
 
 

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from hw5 import data
+from hw5 import data, locations
 
-SHARED = data.REPO_ROOT.parent / "shared" / "data"
+SHARED = locations.PACKAGE_DIR.parent.parent / "shared" / "data"
+MNIST_TEST_IMAGES_MD5 = data.DATASETS["MNIST"].md5["t10k-images-idx3-ubyte.gz"]
 
 
 def _real_root() -> Path:
@@ -60,7 +61,7 @@ def mnist_copy(tmp_path) -> Path:
 def test_load_from_explicit_root_builds_cache_and_matches(mnist_copy, tmp_path):
     cache = tmp_path / "cache"
     x, y = data.load("MNIST", "test", roots=[mnist_copy], cache_dir=cache, allow_download=False)
-    assert (cache / "cache" / "MNIST" / "test-images.npy").is_file()
+    assert (cache / "cache" / "MNIST" / f"test-images.{MNIST_TEST_IMAGES_MD5}.npy").is_file()
     ref_x, ref_y = data.load("MNIST", "test")
     assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
     shutil.rmtree(mnist_copy)  # the raw files are gone: the second load must come from the cache
@@ -71,7 +72,7 @@ def test_load_from_explicit_root_builds_cache_and_matches(mnist_copy, tmp_path):
 def test_damaged_cache_is_rebuilt(mnist_copy, tmp_path):
     cache = tmp_path / "cache"
     x, _ = data.load("MNIST", "test", roots=[mnist_copy], cache_dir=cache, allow_download=False)
-    (cache / "cache" / "MNIST" / "test-images.npy").write_bytes(b"not an array")
+    (cache / "cache" / "MNIST" / f"test-images.{MNIST_TEST_IMAGES_MD5}.npy").write_bytes(b"not an array")
     x2, _ = data.load("MNIST", "test", roots=[mnist_copy], cache_dir=cache, allow_download=False)
     assert torch.equal(x, x2)
 
@@ -143,10 +144,14 @@ def test_missing_dataset_offline_gives_one_clear_error(tmp_path, monkeypatch):
         data.load("MNIST", "train", roots=roots, cache_dir=tmp_path / "cache", allow_download=False)
 
 
-def test_hw5_data_environment_variable_comes_first(mnist_copy, monkeypatch):
+def test_defaults_come_from_locations_not_the_environment(mnist_copy, tmp_path, monkeypatch):
+    """hw5.settings alone reads HW5_DATA / HW5_CACHE and passes roots in; data's defaults ignore them."""
     monkeypatch.setenv("HW5_DATA", str(mnist_copy))
-    assert data.default_roots()[0] == mnist_copy
-    assert data.locate("MNIST") == mnist_copy
+    monkeypatch.setenv("HW5_CACHE", str(tmp_path / "elsewhere"))
+    assert data.default_roots() == locations.default_data_roots()
+    assert mnist_copy not in data.default_roots()
+    assert data.default_cache_dir() == locations.default_cache_dir()
+    assert data.locate("MNIST", roots=[mnist_copy], allow_download=False) == mnist_copy
 
 
 def test_download_from_a_mirror_verifies_and_renames(mnist_copy, tmp_path, monkeypatch):
