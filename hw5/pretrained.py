@@ -15,9 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, has_checkpoint, load_checkpoint, save_checkpoint
-from .files import read_json
-from .locations import SHIPPED_WEIGHTS
+from . import locations
+from .checkpoint import CheckpointError, has_checkpoint, load_checkpoint, read_sidecar, save_checkpoint
 from .utils import get_device
 
 SIDECAR = "checkpoint.json"
@@ -47,25 +46,30 @@ def export_pretrained(name: str, model: nn.Module, config: Any, state: dict[str,
 
 def available(directory: str | Path | None = None) -> list[str]:
     """Names of the shipped models."""
-    root = Path(directory) if directory is not None else SHIPPED_WEIGHTS
+    root = Path(directory) if directory is not None else locations.SHIPPED_WEIGHTS
     return sorted(p.name for p in root.iterdir() if has_checkpoint(p)) if root.is_dir() else []
 
 
 def pretrained_info(name: str, directory: str | Path | None = None) -> dict[str, Any]:
     """The sidecar of shipped model ``name``: config, epochs, history and recorded metrics."""
-    root = Path(directory) if directory is not None else SHIPPED_WEIGHTS
+    root = Path(directory) if directory is not None else locations.SHIPPED_WEIGHTS
     if not has_checkpoint(root / name):
         raise FileNotFoundError(
             f"no shipped weights named {name!r} in {root} (available: {available(root) or 'none'}); "
             "run the problem's notebook in full mode to train and export them."
         )
-    return read_json(root / name / SIDECAR)
+    info = read_sidecar(root / name)
+    for key in ("builder", "hparams"):
+        if key not in info:
+            raise CheckpointError(f"{root / name / SIDECAR} has no {key!r}: it is a training checkpoint, not exported "
+                                  "weights; export them with hw5.pretrained.export_pretrained")
+    return info
 
 
 def pretrained(name: str, device: str | torch.device | None = None,
                directory: str | Path | None = None) -> nn.Module:
     """Build shipped model ``name`` and load its weights; returned in eval mode on ``device``."""
-    root = Path(directory) if directory is not None else SHIPPED_WEIGHTS
+    root = Path(directory) if directory is not None else locations.SHIPPED_WEIGHTS
     info = pretrained_info(name, root)
     module_name, _, qualname = info["builder"].partition(":")
     if not module_name.startswith("hw5."):

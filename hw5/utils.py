@@ -9,12 +9,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 

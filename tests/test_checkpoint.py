@@ -163,8 +163,7 @@ def test_optimizer_state_is_read_with_the_weights_only_loader(tmp_path):
 
 def test_export_and_pretrained_round_trip(tmp_path):
     model = Classifier(num_classes=3, width=4, feature_dim=8)
-    export_pretrained("tiny", model, {"note": "test"}, {"epoch": 2, "history": {"loss": [1.0]}},
-                                 directory=tmp_path / "tiny")
+    export_pretrained("tiny", model, {"note": "test"}, {"epoch": 2, "history": {"loss": [1.0]}}, tmp_path)
     loaded = pretrained("tiny", device="cpu", directory=tmp_path)
     assert isinstance(loaded, Classifier) and not loaded.training
     assert loaded.hparams == model.hparams
@@ -180,9 +179,9 @@ def test_pretrained_refuses_unknown_names_and_foreign_builders(tmp_path):
     with pytest.raises(FileNotFoundError, match="no shipped weights named 'nope'"):
         pretrained("nope", directory=tmp_path)
     with pytest.raises(ValueError, match="only hw5 models can be exported"):
-        export_pretrained("x", nn.Linear(2, 2), {}, {}, directory=tmp_path / "x")
+        export_pretrained("x", nn.Linear(2, 2), {}, {}, tmp_path)
     model = Classifier(num_classes=3, width=4, feature_dim=8)
-    export_pretrained("t", model, {}, {}, directory=tmp_path / "t")
+    export_pretrained("t", model, {}, {}, tmp_path)
     sidecar = json.loads((tmp_path / "t" / "checkpoint.json").read_text())
     sidecar["builder"] = "os:system"
     (tmp_path / "t" / "checkpoint.json").write_text(json.dumps(sidecar))

@@ -199,11 +199,29 @@ def test_shared_data_is_never_written(tmp_path):
 
 
 def test_scaling_helpers():
-    x = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)
+    x = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    x[0, 0, :4] = torch.tensor([0, 255, 51, 102], dtype=torch.uint8)
     unit, signed = data.to_unit(x), data.to_signed(x)
-    assert unit.shape == signed.shape == (1, 1, 2, 2)
-    assert torch.allclose(unit.flatten(), torch.tensor([0.0, 1.0, 0.2, 0.4]))
-    assert torch.allclose(signed.flatten(), torch.tensor([-1.0, 1.0, -0.6, -0.2]))
+    assert unit.shape == signed.shape == (1, 1, 28, 28) and unit.dtype == torch.float32
+    assert torch.allclose(unit[0, 0, 0, :4], torch.tensor([0.0, 1.0, 0.2, 0.4]))
+    assert torch.allclose(signed[0, 0, 0, :4], torch.tensor([-1.0, 1.0, -0.6, -0.2]))
+    for shape in ((1, 1, 28, 28), (1, 784)):  # every accepted layout gives the same images
+        assert torch.equal(data.to_unit(x.reshape(shape)), unit)
+    assert torch.equal(data.to_unit(unit), unit), "floats already in [0, 1] are kept, not divided again"
+
+
+@pytest.mark.parametrize("images, error, message", [
+    (torch.arange(2 * 784.0).view(2, 28, 28) / 7, ValueError, r"images are floats in \[0, 223.857\], not in \[0, 1\]"),
+    (torch.full((2, 28, 28), -1.0), ValueError, "map \\[-1, 1\\] data with \\(x \\+ 1\\) / 2"),
+    (torch.full((2, 28, 28), float("nan")), ValueError, "not in \\[0, 1\\]"),
+    (torch.zeros(2, 32, 32, dtype=torch.uint8), ValueError, r"shape \(2, 32, 32\).*crop or resize them to 28x28"),
+    (torch.zeros(0, 28, 28, dtype=torch.uint8), ValueError, "images is empty"),
+    (torch.zeros(2, 28, 28, dtype=torch.int64), TypeError, "dtype torch.int64; pass uint8 pixels"),
+    (np.zeros((2, 28, 28), dtype=np.uint8), TypeError, "must be a torch.Tensor"),
+])
+def test_bad_images_are_refused_with_the_fix(images, error, message):
+    with pytest.raises(error, match=message):
+        data.to_unit(images)
 
 
 def test_minibatches_visit_every_index_once_and_are_seeded():

@@ -10,7 +10,7 @@ from hw5 import data
 from hw5.checkpoint import load_checkpoint
 from hw5.models.dcgan import DCGAN, Discriminator, Generator, discriminator_loss, generator_loss
 from hw5.training import gan as gan_loop
-from hw5.training.common import TrainingDiverged, autocast, resolve_precision
+from hw5.training.loop import TrainingDiverged, autocast, resolve_precision
 from hw5.training.gan import GANConfig, train_gan
 from hw5.utils import layer_shapes
 
@@ -98,7 +98,7 @@ def test_discriminator_steps_separate_real_from_fake():
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="generator_loss must be one of"):
         GANConfig(generator_loss="hinge")
-    with pytest.raises(ValueError, match="batch_size must be >= 1 and lr > 0"):
+    with pytest.raises(ValueError, match=r"GANConfig.lr must be a finite number in \(0, inf\)"):
         GANConfig(lr=0.0)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         train_gan(torch.zeros(4, 28, 28, dtype=torch.uint8), GANConfig(), 0)

@@ -14,7 +14,8 @@ from hw5.metrics.gan import (class_fractions, frechet_distance, inception_score,
 from hw5.models.classifier import Classifier
 from hw5.data import random_affine, random_shift, stratified_folds, translate
 from hw5.models.classifier import LinearProbe
-from hw5.training.classifier import ClassifierConfig, accuracy, train_classifier
+from hw5.metrics.classifier import classifier_accuracy
+from hw5.training.classifier import ClassifierConfig, train_classifier
 from hw5.training.probe import (ProbeConfig, augmented_features, cross_validate, grid_label, probe_accuracy,
                                 run_probe, shift_averaged, shift_averaged_features, train_probe, unit_images)
 
@@ -310,4 +311,4 @@ def test_classifier_training_lowers_the_loss_and_learns():
     config = ClassifierConfig(width=4, feature_dim=16, batch_size=32, lr=3e-3)
     model, hist = train_classifier(images, labels, config, 3, None, "cpu", show_progress=False)
     assert hist["loss"][-1] < hist["loss"][0]
-    assert accuracy(model, images, labels) > 0.95
+    assert classifier_accuracy(model, images, labels) > 0.95

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ def test_epoch_seeds_differ_by_epoch_and_seed():
 
 def test_import_has_no_side_effects(tmp_path):
     """`import hw5` prints nothing, writes nothing, downloads nothing."""
-    watched = [utils.REPO_ROOT / d for d in ("data", "figures", "runs")]
+    watched = [Path(utils.__file__).resolve().parent.parent / d for d in ("data", "figures", "runs")]
 
     def snapshot():
         return {p: p.stat().st_mtime_ns for d in watched if d.exists() for p in d.rglob("*")}

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import distributions as D
 
-from hw5.metrics.vae import (class_log_likelihoods, decode_under_all_classes, importance_log_weights, interpolate, iwae_nll,
-                             negative_elbo)
+from hw5.metrics.vae import (class_log_likelihoods, importance_log_weights, iwae_log_likelihoods, iwae_nll,
+                             marginal_report, negative_elbo)
 from hw5.models.vae import CVAE, VAE, bernoulli_nll, gaussian_kl, log_normal, vae_loss
 
 
@@ -125,7 +125,7 @@ def test_importance_weights_match_torch_distributions():
     torch.manual_seed(0)
     model = CVAE().eval()
     x, c = torch.rand(3, 1, 28, 28), torch.tensor([2, 5, 7])
-    logw = importance_log_weights(model, x, c, k=4, generator=torch.Generator().manual_seed(9))
+    logw = importance_log_weights(model, x, c, samples=4, generator=torch.Generator().manual_seed(9))
     # the same draws, scored independently
     gen = torch.Generator().manual_seed(9)
     with torch.no_grad():
@@ -163,24 +163,24 @@ def test_iwae_bound_is_above_the_elbo_and_grows_with_k(small_trained_vae):
     model, x = small_trained_vae
     labels = torch.zeros(x.shape[0], dtype=torch.long)
     elbo = -negative_elbo(model, x, labels, samples=50)["neg_elbo"]
-    bounds = {k: -iwae_nll(model, x, labels, k=k, seed=1) for k in (1, 10, 100)}
+    bounds = {k: -iwae_nll(model, x, labels, samples=k, seed=1) for k in (1, 10, 100)}
     assert abs(bounds[1] - elbo) < 0.5  # L_1 is the ELBO (both Monte Carlo, 256 images)
     assert elbo < bounds[10] < bounds[100]
     # other chunkings (one image per chunk; k split into parts of 30 draws) draw other samples, so agree
     # up to Monte Carlo noise (the k = 100 bound varies by ~0.01 nats between seeds here)
     for rows in (100, 30):
-        assert abs(iwae_nll(model, x, labels, k=100, seed=1, rows_per_chunk=rows) + bounds[100]) < 0.05
+        assert abs(iwae_nll(model, x, labels, samples=100, seed=1, rows_per_chunk=rows) + bounds[100]) < 0.05
 
 
 def test_decoding_one_z_under_every_class_and_interpolation_endpoints():
     torch.manual_seed(0)
     model = CVAE().eval()
     z = torch.randn(3, 20)
-    grid = decode_under_all_classes(model, z)
+    grid = model.decode_under_all_classes(z)
     assert grid.shape == (3, 10, 1, 28, 28)
     torch.testing.assert_close(grid[1, 7], torch.sigmoid(model.decode(z[1:2], torch.tensor([7]))).view(1, 28, 28))
     xa, xb = torch.randint(0, 256, (28, 28), dtype=torch.uint8), torch.randint(0, 256, (28, 28), dtype=torch.uint8)
-    path = interpolate(model, xa, xb, 2, 6, steps=5)
+    path = model.interpolate(xa.float().div(255), xb.float().div(255), 2, 6, steps=5)
     mu, _ = model.encode(torch.stack([xa, xb]).float().div(255).unsqueeze(1), torch.tensor([2, 6]))
     torch.testing.assert_close(path[0, 0], torch.sigmoid(model.decode(mu[:1], torch.tensor([2]))).view(28, 28))
     torch.testing.assert_close(path[-1, 0], torch.sigmoid(model.decode(mu[1:], torch.tensor([6]))).view(28, 28))
@@ -190,9 +190,13 @@ def test_class_log_likelihoods_are_per_class_iwae_estimates():
     torch.manual_seed(0)
     model = CVAE().eval()
     x = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
-    ll = class_log_likelihoods(model, x, k=8, seed=3)
+    ll = class_log_likelihoods(model, x, samples=8, seed=3)
     assert ll.shape == (5, 10)
-    _, nll = iwae_nll(model, x, torch.full((5,), 4), k=8, seed=3 + 4, return_per_image=True)
-    torch.testing.assert_close(ll[:, 4], -nll)
+    torch.testing.assert_close(ll[:, 4], iwae_log_likelihoods(model, x, torch.full((5,), 4), samples=8, seed=3 + 4))
     with pytest.raises(ValueError, match="need a C-VAE"):
-        class_log_likelihoods(VAE(), x, k=2)
+        class_log_likelihoods(VAE(), x, samples=2)
+    labels = torch.tensor([0, 1, 2, 3, 4])
+    report = marginal_report(ll, labels)
+    by_hand = -(torch.logsumexp(ll, 1) - torch.log(torch.tensor(10.0))).mean().item()
+    assert report["marginal_nll"] == pytest.approx(by_hand, rel=1e-6)
+    assert report["bayes_accuracy"] == (ll.argmax(1) == labels).float().mean().item()
