@@ -9,6 +9,7 @@ inside the ``hw5`` package can be built, so a tampered sidecar cannot import arb
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,23 @@ def pretrained(name: str, device: str | torch.device | None = None,
     model = cls(**info["hparams"])
     load_checkpoint(root / name, _submodules(model, info["modules"]))
     return model.to(get_device(device)).eval()
+
+
+def train_or_load(name: str, settings: Any, problem: int, train: Callable[[Path], tuple[nn.Module, dict[str, Any]]],
+                  config: Any, modules: list[str] | None = None, extra: dict[str, Any] | None = None
+                  ) -> tuple[nn.Module, dict[str, Any]]:
+    """A notebook's one call per trained model: the shipped weights, or a (resumable) training run.
+
+    With ``settings.use_shipped`` (a :class:`hw5.settings.Settings`): the shipped model ``name`` on
+    ``settings.device`` and the history its sidecar recorded. Otherwise ``train(run_dir)`` with ``run_dir`` =
+    ``settings.runs_dir(problem) / name`` (a rerun resumes there), then the result is exported as weights
+    ``<settings.weights_dir()>/<name>/`` with ``config``, the epochs, the history and ``extra`` (JSON-able).
+    Returns (model in eval mode, history).
+    """
+    if settings.use_shipped:
+        return pretrained(name, settings.device), pretrained_info(name)["history"]
+    model, history = train(settings.runs_dir(problem) / name)
+    epochs = len(history.get("epoch_seconds", []))
+    export_pretrained(name, model, config, {"epoch": epochs, "history": history, **(extra or {})},
+                      settings.weights_dir(), modules)
+    return model.eval(), history

@@ -187,3 +187,26 @@ def test_pretrained_refuses_unknown_names_and_foreign_builders(tmp_path):
     (tmp_path / "t" / "checkpoint.json").write_text(json.dumps(sidecar))
     with pytest.raises(ckpt.CheckpointError, match="outside hw5"):
         pretrained("t", directory=tmp_path)
+
+
+def test_train_or_load_trains_exports_and_then_serves_the_shipped_copy(tmp_path, monkeypatch):
+    from hw5 import locations
+    from hw5.pretrained import train_or_load
+    from hw5.settings import Settings
+
+    calls = []
+
+    def train(run_dir):
+        calls.append(run_dir)
+        return Classifier(num_classes=3, width=4, feature_dim=8), {"epoch_seconds": [1.0, 2.0], "loss": [3.0, 2.0]}
+
+    settings = Settings(out=tmp_path, device="cpu")
+    model, history = train_or_load("tiny", settings, 2, train, {"width": 4}, extra={"note": "x"})
+    assert calls == [tmp_path / "runs" / "problem2" / "tiny"] and not model.training
+    info = pretrained_info("tiny", directory=tmp_path / "weights")
+    assert info["epoch"] == 2 and info["history"] == history and info["note"] == "x"
+    monkeypatch.setattr(locations, "SHIPPED_WEIGHTS", tmp_path / "weights")  # what was exported is now "shipped"
+    loaded, shipped_history = train_or_load("tiny", settings.replace(use_shipped=True), 2, train, {})
+    assert len(calls) == 1 and shipped_history == history
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(loaded(x), model(x))

@@ -54,7 +54,7 @@ class Classifier(nn.Module):
 class LinearProbe(nn.Linear):
     """One linear layer on frozen features: class logits W phi(x) + b, (B, in_features) -> (B, num_classes).
 
-    Problem 1.2's probe on the discriminator's 8192-d features (trained by :mod:`hw5.training.probe`).
+    Problem 1.2's probe on the discriminator's 8192-d features (fitted by :mod:`hw5.metrics.probe`).
     """
 
     def __init__(self, in_features: int, num_classes: int = 10) -> None:
