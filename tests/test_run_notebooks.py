@@ -1,4 +1,5 @@
-"""The in-process notebook runner (scripts/run_notebooks.py) on small notebooks made here, and its command line."""
+"""The in-process notebook runner (scripts/run_notebooks.py) on small notebooks made here, its command line,
+and scripts/check_gpu.sh turning a machine without a visible CUDA GPU away."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "scripts" / "run_notebooks.py"
+CHECK_GPU = REPO / "scripts" / "check_gpu.sh"
 
 
 def _load_runner():
@@ -151,3 +153,29 @@ def test_cli_exits_non_zero_when_a_cell_fails(tmp_path):
     assert "good.ipynb: 1/1 cells passed" in proc.stdout  # the next notebook still ran
     assert "notebooks: 1/3 cells passed" in proc.stdout
     assert _cli(str(tmp_path / "missing.ipynb")).returncode == 2
+
+
+def _check_gpu(python: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    # CUDA_VISIBLE_DEVICES="" hides any GPU from torch, so this also holds (and runs nothing) on a GPU machine.
+    full_env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": python, **env}
+    return subprocess.run(["bash", str(CHECK_GPU), *args], capture_output=True, text=True, env=full_env,
+                          timeout=120, cwd=REPO)
+
+
+def test_check_gpu_without_a_visible_gpu_exits_2_at_once():
+    proc = _check_gpu(sys.executable, HW5_NO_VENV="1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no CUDA GPU is visible to torch" in proc.stderr and "bash scripts/test.sh" in proc.stderr
+    assert "=== unit tests" not in proc.stdout  # turned away before running anything
+
+
+def test_check_gpu_names_a_missing_python_or_torch(tmp_path):
+    proc = _check_gpu(str(tmp_path / "no-python"), "--no-venv")
+    assert proc.returncode == 2 and "python not found" in proc.stderr
+    shim = tmp_path / "python-without-site-packages"  # -S: no site-packages, so no torch
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    shim.chmod(0o755)
+    proc = _check_gpu(str(shim), "--no-venv")
+    assert proc.returncode == 2 and f"torch is not importable in {shim}" in proc.stderr
+    proc = _check_gpu(sys.executable, "--no-venv", "--bogus")
+    assert proc.returncode == 2 and "unknown argument: --bogus" in proc.stderr
