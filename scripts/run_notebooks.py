@@ -252,8 +252,10 @@ def run_notebook(path: str | os.PathLike, env: Mapping[str, str] | None = None,
                 continue
             filename = f"<{path.name} code cell {index}>"
             notes: list[str] = []
+            compiled = False
             try:
                 body, last, notes = _compile_cell(source, filename)
+                compiled = True
                 exec(body, namespace)  # noqa: S102 - executing the notebook is the point
                 if last is not None:
                     value = eval(last, namespace)  # noqa: S307
@@ -262,7 +264,7 @@ def run_notebook(path: str | os.PathLike, env: Mapping[str, str] | None = None,
             except (Exception, SystemExit) as exc:
                 seconds = time.perf_counter() - cell_start
                 sys.stdout.flush()
-                if isinstance(exc, SyntaxError):  # raised while compiling: no frame of the cell to show
+                if not compiled:  # a SyntaxError of the cell itself: no frame of the cell to show
                     text = "".join(traceback.format_exception_only(type(exc), exc))
                 else:  # drop this function's frame: the traceback starts in the cell
                     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None

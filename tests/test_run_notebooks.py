@@ -92,6 +92,9 @@ def test_stops_at_the_first_error_and_never_writes_the_notebook(tmp_path):
 def test_syntax_error_is_reported_as_the_cell_error(tmp_path):
     result = runner.run_notebook(write_notebook(tmp_path / "s.ipynb", "x = 1", "def f(:\n    pass"))
     assert result.error.index == 1 and result.error.error.startswith("SyntaxError")
+    # one raised while the cell runs keeps its traceback through the cell
+    result = runner.run_notebook(write_notebook(tmp_path / "t.ipynb", "exec('def g(:')"))
+    assert result.error.error.startswith("SyntaxError") and "<t.ipynb code cell 0>" in result.error.traceback
 
 
 def test_magic_and_shell_lines_are_skipped_with_a_note(tmp_path):
