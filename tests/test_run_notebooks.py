@@ -1,0 +1,184 @@
+"""The in-process notebook runner (scripts/run_notebooks.py) on small notebooks made here, its command line,
+and scripts/check_gpu.sh turning a machine without a visible CUDA GPU away."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+RUNNER = REPO / "scripts" / "run_notebooks.py"
+CHECK_GPU = REPO / "scripts" / "check_gpu.sh"
+
+
+def _load_runner():
+    spec = importlib.util.spec_from_file_location("run_notebooks", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_notebooks"] = module  # dataclasses look their module up while being created
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = _load_runner()
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    """A notebook with a markdown cell first (not counted) and one code cell per source."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# title")] + [new_code_cell(s) for s in sources]), path)
+    return path
+
+
+def test_cells_share_one_namespace_run_in_the_notebook_folder_and_are_timed(tmp_path):
+    nb = write_notebook(
+        tmp_path / "nb" / "ok.ipynb",
+        "# NBVAL_IGNORE_OUTPUT\nx = 41",
+        "import time\ntime.sleep(0.2)\ny = x + 1",
+        "import os\nassert y == 42 and __name__ == '__main__'\nopen('cwd.txt', 'w').write(os.getcwd())",
+        "import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()\nassert plt.get_backend().lower() == 'agg'",
+    )
+    cwd = os.getcwd()
+    result = runner.run_notebook(nb)
+    assert result.error is None and result.ok
+    assert (result.passed, result.total) == (4, 4)
+    assert len(result.seconds) == 4 and result.seconds[1] >= 0.2 and result.seconds[0] < 0.2
+    assert result.cells[0].first_line == "x = 41"  # the nbval directive is not the line that names the cell
+    assert (tmp_path / "nb" / "cwd.txt").read_text() == str(tmp_path / "nb")
+    assert os.getcwd() == cwd  # the runner's working directory is restored
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # figures are closed after their cell, as Jupyter's inline backend does
+
+
+def test_each_notebook_gets_a_fresh_namespace(tmp_path):
+    first = write_notebook(tmp_path / "a.ipynb", "leak = 1")
+    second = write_notebook(tmp_path / "b.ipynb", "assert 'leak' not in globals(), 'state leaked between notebooks'\n"
+                                                     "assert __name__ == '__main__'")
+    assert runner.run_notebook(first).ok
+    result = runner.run_notebook(second)
+    assert result.ok, result.error
+
+
+def test_stops_at_the_first_error_and_never_writes_the_notebook(tmp_path):
+    marker = tmp_path / "later_cell_ran"
+    nb = write_notebook(
+        tmp_path / "bad.ipynb",
+        "a = 1",
+        "# NBVAL_IGNORE_OUTPUT\nb = a + 1\nraise ValueError(f'boom {b}')",
+        f"open({str(marker)!r}, 'w').write('ran')",
+    )
+    before, mtime = nb.read_bytes(), nb.stat().st_mtime_ns
+    result = runner.run_notebook(nb)
+    assert not result.ok
+    assert (result.passed, result.total, len(result.cells)) == (1, 3, 2)
+    assert result.cells[1].status == runner.FAILED
+    assert result.error.index == 1
+    assert result.error.first_line == "b = a + 1"
+    assert result.error.error == "ValueError: boom 2"
+    assert "<bad.ipynb code cell 1>" in result.error.traceback
+    assert "raise ValueError(f'boom {b}')" in result.error.traceback  # the cell's line, from its source
+    assert not marker.exists()
+    assert nb.read_bytes() == before and nb.stat().st_mtime_ns == mtime
+
+
+def test_syntax_error_is_reported_as_the_cell_error(tmp_path):
+    result = runner.run_notebook(write_notebook(tmp_path / "s.ipynb", "x = 1", "def f(:\n    pass"))
+    assert result.error.index == 1 and result.error.error.startswith("SyntaxError")
+    # one raised while the cell runs keeps its traceback through the cell
+    result = runner.run_notebook(write_notebook(tmp_path / "t.ipynb", "exec('def g(:')"))
+    assert result.error.error.startswith("SyntaxError") and "<t.ipynb code cell 0>" in result.error.traceback
+
+
+def test_magic_and_shell_lines_are_skipped_with_a_note(tmp_path):
+    nb = write_notebook(
+        tmp_path / "magic.ipynb",
+        "%matplotlib inline\nx = 1\nif x:\n    !echo hello\ny = x + 1",
+        "%%bash\necho this is not python",
+        "z = (10\n% 3)\nassert (y, z) == (2, 1)",  # compiles as it is: the '%' line is Python and kept
+    )
+    result = runner.run_notebook(nb)
+    assert result.ok, result.error
+    assert [c.status for c in result.cells] == [runner.PASSED, runner.SKIPPED, runner.PASSED]
+    assert (result.passed, result.total) == (2, 3)
+    assert len(result.cells[0].notes) == 2 and "%matplotlib inline" in result.cells[0].notes[0]
+    assert result.cells[2].notes == []
+
+
+def test_environment_is_set_for_the_run_and_restored(tmp_path, monkeypatch):
+    monkeypatch.delenv("HW5_RUNNER_TEST", raising=False)
+    nb = write_notebook(tmp_path / "env.ipynb", "import os\nassert os.environ['HW5_RUNNER_TEST'] == 'yes'")
+    assert runner.run_notebook(nb, env={"HW5_RUNNER_TEST": "yes"}).ok
+    assert "HW5_RUNNER_TEST" not in os.environ
+    assert not runner.run_notebook(nb).ok
+
+
+def test_problem_numbers_select_the_problem_notebooks(tmp_path):
+    nb = write_notebook(tmp_path / "notebooks" / "problem2_x.ipynb", "pass")
+    assert runner.resolve_notebooks(["2"], root=tmp_path) == [nb]
+    with pytest.raises(ValueError, match="problem 3"):
+        runner.resolve_notebooks(["3"], root=tmp_path)
+    assert [p.name for p in runner.resolve_notebooks([], root=REPO)] == [
+        "problem1_gan.ipynb", "problem2_rbm.ipynb", "problem3_vae.ipynb"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HW5_")}
+    return subprocess.run([sys.executable, str(RUNNER), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_cli_sets_the_switches_and_exits_zero_when_every_cell_passes(tmp_path):
+    nb = write_notebook(tmp_path / "ok.ipynb", "import os",
+                        "assert (os.environ['HW5_QUICK'], os.environ['HW5_DEVICE'], os.environ['HW5_USE_SHIPPED']) "
+                        "== ('1', 'cpu', '1')")
+    out = tmp_path / "result.json"
+    proc = _cli("--quick", "--device", "cpu", "--shipped", "--json", str(out), str(nb))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok.ipynb: 2/2 cells passed" in proc.stdout
+    (result,) = json.loads(out.read_text())
+    assert (result["passed"], result["total"], result["error"]) == (2, 2, None)
+    assert len(result["cells"]) == 2 and all(c["seconds"] >= 0 for c in result["cells"])
+
+
+def test_cli_exits_non_zero_when_a_cell_fails(tmp_path):
+    good = write_notebook(tmp_path / "good.ipynb", "pass")
+    bad = write_notebook(tmp_path / "bad.ipynb", "1 / 0", "pass")
+    proc = _cli(str(bad), str(good))  # without switches the HW5 variables stay unset
+    assert proc.returncode == 1
+    assert "FAILED at code cell 0 (1 / 0)" in proc.stderr and "ZeroDivisionError" in proc.stderr
+    assert "good.ipynb: 1/1 cells passed" in proc.stdout  # the next notebook still ran
+    assert "notebooks: 1/3 cells passed" in proc.stdout
+    assert _cli(str(tmp_path / "missing.ipynb")).returncode == 2
+
+
+def _check_gpu(python: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    # CUDA_VISIBLE_DEVICES="" hides any GPU from torch, so this also holds (and runs nothing) on a GPU machine.
+    full_env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": python, **env}
+    return subprocess.run(["bash", str(CHECK_GPU), *args], capture_output=True, text=True, env=full_env,
+                          timeout=120, cwd=REPO)
+
+
+def test_check_gpu_without_a_visible_gpu_exits_2_at_once():
+    proc = _check_gpu(sys.executable, HW5_NO_VENV="1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no CUDA GPU is visible to torch" in proc.stderr and "bash scripts/test.sh" in proc.stderr
+    assert "=== unit tests" not in proc.stdout  # turned away before running anything
+
+
+def test_check_gpu_names_a_missing_python_or_torch(tmp_path):
+    proc = _check_gpu(str(tmp_path / "no-python"), "--no-venv")
+    assert proc.returncode == 2 and "python not found" in proc.stderr
+    shim = tmp_path / "python-without-site-packages"  # -S: no site-packages, so no torch
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    shim.chmod(0o755)
+    proc = _check_gpu(str(shim), "--no-venv")
+    assert proc.returncode == 2 and f"torch is not importable in {shim}" in proc.stderr
+    proc = _check_gpu(sys.executable, "--no-venv", "--bogus")
+    assert proc.returncode == 2 and "unknown argument: --bogus" in proc.stderr
