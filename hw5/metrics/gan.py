@@ -117,3 +117,79 @@ def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, chunk: in
         best_d = torch.where(better, d, best_d)
         best_i = torch.where(better, i + start, best_i)
     return best_i, best_d.sqrt().float()
+
+
+def sample_quality(classifier: nn.Module, gan: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
+                   n_samples: int, seed: int = 0) -> dict[str, float | list[float]]:
+    """Problem 1's sample metrics with their real-data scale, as Python numbers.
+
+    ``n_samples`` samples G(z) in chunks of 1,000, chunk i drawn from a generator on the model's device seeded
+    with ``seed + 1 + i``; their :func:`sample_report` against the test set's classifier features; and the same
+    numbers for real images: the IS of the test set (``real_test_is``), the FD-classifier between the last
+    ``n_samples`` training images and the test set (``real_train_vs_test_fd_classifier``) and the test set's
+    class fractions. Images (uint8 or [0, 1]) may be on any device.
+    """
+    if n_samples < 1000 or n_samples % 1000:
+        raise ValueError(f"n_samples must be a positive multiple of 1000, got {n_samples}")
+    device = model_device(gan)
+    test_features, test_probs = judge(classifier, test_images)
+    fakes = torch.cat([gan.sample(1000, generator=torch.Generator(device).manual_seed(seed + 1 + i))
+                       for i in range(n_samples // 1000)])
+    return {**sample_report(classifier, fakes, test_features), "n_samples": n_samples,
+            "real_test_is": inception_score(test_probs)[0],
+            "real_train_vs_test_fd_classifier": frechet_distance(judge(classifier, train_images[-n_samples:])[0],
+                                                                 test_features),
+            "test_class_fractions": class_fractions(test_probs)}
+
+
+def readings(classifier: nn.Module, images: torch.Tensor) -> list[tuple[int, float]]:
+    """The classifier's most probable digit for each image and its probability, as Python numbers."""
+    _, probs = judge(classifier, images)
+    best, digit = probs.max(1)
+    return list(zip(digit.tolist(), best.tolist()))
+
+
+def curve_means(history: dict, epochs: tuple[int, int]) -> dict[str, float]:
+    """Means of the per-step ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` over epochs ``epochs[0]`` to
+    ``epochs[1]`` (1-based, inclusive) of a DCGAN history."""
+    first, last = epochs
+    steps = history["steps_per_epoch"]
+    if not 1 <= first <= last or last * steps > len(history["d_loss"]):
+        raise ValueError(f"epochs {epochs} are not within the {len(history['d_loss']) // steps} recorded")
+    window = slice((first - 1) * steps, last * steps)
+    return {k: sum(history[k][window]) / (window.stop - window.start) for k in ("d_loss", "g_loss", "d_real", "d_fake")}
+
+
+def curve_table(history: dict, phases: tuple[tuple[int, int], ...]) -> str:
+    """Mean L_D, L_G, D(x), D(G(z)) per step over each (first, last) epoch range of a DCGAN history, and the
+    mean D(G(z)) of the first 100 steps, as text."""
+    lines = ["mean per step     L_D    L_G   D(x)  D(G(z))"]
+    for first, last in phases:
+        m = curve_means(history, (first, last))
+        lines.append(f"epochs {first:>2}-{last:<2}  {m['d_loss']:6.2f} {m['g_loss']:6.2f} {m['d_real']:6.2f} "
+                     f"{m['d_fake']:6.2f}")
+    early = history["d_fake"][:100]
+    return "\n".join(lines + [f"first {len(early)} steps: mean D(G(z)) {sum(early) / len(early):.2f}"])
+
+
+def quality_table(quality: dict) -> str:
+    """:func:`sample_quality`'s numbers as text (IS to 2 decimals, FD to 1, class shares in %)."""
+    q, n = quality, quality["n_samples"]
+    return "\n".join([
+        f"{n} samples: classifier IS {q['classifier_is']:.2f} ± {q['classifier_is_std']:.2f}, FD-classifier "
+        f"{q['fd_classifier']:.1f}",
+        f"real images: IS of the test set {q['real_test_is']:.2f}; FD-classifier of {n} train images vs the test "
+        f"set {q['real_train_vs_test_fd_classifier']:.1f}",
+        *(f"{name:<23}" + " ".join(f"{100 * f:4.1f}%" for f in q[key])
+          for name, key in (("samples per digit", "class_fractions"), ("test images per digit", "test_class_fractions")))])
+
+
+def fooling_table(histories: dict[str, dict], window: int = 20) -> str:
+    """For each run: its steps, the mean D(G(z)) over its first and last ``window`` steps and its mean L_D over
+    the last ``window`` steps, as text (the generator-loss comparison of Problem 1)."""
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    return "\n".join(f"{name:>14}: {len(h['d_fake'])} steps; mean D(G(z)) first {window} steps "
+                     f"{mean(h['d_fake'][:window]):.3f}, last {window} {mean(h['d_fake'][-window:]):.3f}; "
+                     f"mean L_D last {window} {mean(h['d_loss'][-window:]):.2f}" for name, h in histories.items())

@@ -581,3 +581,55 @@ def run_probe(extractor: Extractor, train_images: torch.Tensor, train_labels: to
         test_acc_single_view=accuracy(_logits(probe, test[0]), test_labels),
         feature_dim=bank.feature_dim, n_train_images=bank.n_images,
     )
+
+
+def evaluate_probe(probe: nn.Module, extractor: Extractor, images: torch.Tensor, labels: torch.Tensor,
+                   radius: int, device: DeviceLike = None) -> float:
+    """Test accuracy of a fitted ``probe`` reading ``images`` through phi_r, r = ``radius`` (e.g. the shipped
+    ``dcgan_probe`` with its recorded radius); images and labels on any device."""
+    device = extractor_device(extractor, images, device)
+    features = shift_averaged_features(extractor, to_unit(images, device), {radius}, device=device)[radius]
+    return accuracy(_logits(probe.to(device), features), labels)
+
+
+def probe_table(reports: Mapping[str, ProbeReport]) -> str:
+    """The probes' choices and accuracies as a fixed-width text table, one row per feature map."""
+    lines = [f"{'features':<27}{'dim':>5}{'copies':>7}{'penalty':>9}{'r':>3}{'CV acc':>9}{'train acc':>11}"
+             f"{'test acc':>10}{'1-view test':>13}"]
+    for name, r in reports.items():
+        lines.append(f"{name:<27}{r.feature_dim:>5}{r.point.copies:>7}{r.point.penalty:>9.0e}{r.point.radius:>3}"
+                     f"{100 * r.cv_acc:>8.2f}%{100 * r.train_acc:>10.2f}%{100 * r.test_acc:>9.2f}%"
+                     f"{100 * r.test_acc_single_view:>12.2f}%")
+    return "\n".join(lines)
+
+
+def cv_grid_table(report: ProbeReport, penalty: float) -> str:
+    """The cross-validated accuracies of a report's grid at one ``penalty``: rows copies c, columns radius r."""
+    points = [p for p in report.cv_scores if p.penalty == penalty]
+    if not points:
+        raise ValueError(f"the report's grid has no point with penalty {penalty:g}")
+    copies, radii = sorted({p.copies for p in points}), sorted({p.radius for p in points})
+    lines = [f"{report.folds}-fold CV accuracy, penalty {penalty:g}; rows: copies c, columns: radius r",
+             "    c " + "".join(f"{f'r={r}':>9}" for r in radii)]
+    for c in copies:
+        lines.append(f"{c:>5} " + "".join(f"{100 * report.cv_scores[ProbePoint(c, penalty, r)]:>8.2f}%" for r in radii))
+    return "\n".join(lines)
+
+
+def fit_or_load_probe(name: str, settings: Any, extractor: Extractor, train_images: torch.Tensor,
+                      train_labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
+                      config: ProbeConfig) -> tuple[nn.Module, ProbeReport]:
+    """:func:`run_probe` and export of the probe as weights ``name`` with its report, or, with
+    ``settings.use_shipped``, the shipped probe ``name`` and the report its full run recorded (its grid, choice
+    and cross-validated accuracies); either way ``test_acc`` is measured here, on ``test_images``."""
+    from ..pretrained import export_pretrained, pretrained, pretrained_info  # the probe is evaluation first
+
+    if not settings.use_shipped:
+        probe, report = run_probe(extractor, train_images, train_labels, test_images, test_labels, config,
+                                  settings.device)
+        export_pretrained(name, probe, config, {"probe": report.to_dict()}, settings.weights_dir())
+        return probe, report
+    probe, report = pretrained(name, settings.device), ProbeReport.from_dict(pretrained_info(name)["probe"])
+    single = evaluate_probe(probe, extractor, test_images, test_labels, 0, settings.device)
+    measured = evaluate_probe(probe, extractor, test_images, test_labels, report.point.radius, settings.device)
+    return probe, dataclasses.replace(report, test_acc=measured, test_acc_single_view=single)

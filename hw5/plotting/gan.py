@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import plot_curves
+from . import plot_curves, show_grid
 
 
 def samples_figure(samples: torch.Tensor, ncol: int = 6, title: str = "") -> Figure:
@@ -61,11 +61,13 @@ def training_curves(history: Mapping[str, Any], smooth: int = 50) -> Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
     plot_curves(left, {"discriminator loss $L_D$": history["d_loss"],
                        "generator loss $L_G$ (non-saturating)": history["g_loss"]},
-                x=x, smooth=smooth, ylabel="loss (nats)", title="Losses per step")
+                x=x, smooth=smooth, ylabel="loss (nats)", title="Losses per step", raw_alpha=0.08)
     plot_curves(right, {"mean $D(x)$, real": history["d_real"], "mean $D(G(z))$, fake": history["d_fake"]},
-                x=x, smooth=smooth, ylabel="probability 'real'", title="Discriminator outputs per step")
+                x=x, smooth=smooth, ylabel="probability 'real'", title="Discriminator outputs per step",
+                raw_alpha=0.08)
     right.axhline(0.5, color="grey", lw=0.8, ls="--")
     right.set_ylim(0, 1)
+    right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # off the 0.5 line
     fig.tight_layout()
     return fig
 
@@ -82,5 +84,22 @@ def class_fractions_figure(fractions: Sequence[float], reference: Sequence[float
     ax.set_ylabel("fraction")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def loss_comparison_figure(histories: Mapping[str, Mapping[str, Any]], samples: Mapping[str, torch.Tensor],
+                           smooth: int = 10) -> Figure:
+    """The generator losses side by side: mean D(G(z)) per step (left, smoothed over ``smooth`` steps) and a
+    grid of samples of each run (right), one row per entry of ``histories``/``samples``."""
+    fig = plt.figure(figsize=(12, 1.1 + 1.3 * len(samples)))
+    grid = fig.add_gridspec(len(samples), 2, width_ratios=(1, 1.3))
+    curves = fig.add_subplot(grid[:, 0])
+    plot_curves(curves, {name: h["d_fake"] for name, h in histories.items()}, smooth=smooth, xlabel="step",
+                ylabel="mean $D(G(z))$", title="How often D is fooled, per step", raw_alpha=0.15)
+    curves.set_ylim(0, 1)
+    for row, (name, images) in enumerate(samples.items()):
+        ax = fig.add_subplot(grid[row, 1])
+        show_grid(images, ncol=12, ax=ax, title=name)
     fig.tight_layout()
     return fig
