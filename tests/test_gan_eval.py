@@ -121,3 +121,53 @@ def test_classifier_training_lowers_the_loss_and_learns():
     model, hist = train_classifier(images, labels, config, 3, None, "cpu", show_progress=False)
     assert hist["loss"][-1] < hist["loss"][0]
     assert classifier_accuracy(model, images, labels) > 0.95
+
+
+def _history(steps_per_epoch: int, epochs: int) -> dict:
+    n = steps_per_epoch * epochs
+    return {"steps_per_epoch": steps_per_epoch, **{k: [float(i + j) for i in range(n)]
+                                                   for j, k in enumerate(("d_loss", "g_loss", "d_real", "d_fake"))}}
+
+
+def test_curve_means_and_tables_average_the_right_steps():
+    from hw5.metrics.gan import curve_means, curve_table, fooling_table
+
+    h = _history(4, 3)  # step i of d_loss holds i
+    assert curve_means(h, (2, 3))["d_loss"] == pytest.approx(sum(range(4, 12)) / 8)
+    assert curve_means(h, (1, 1))["d_fake"] == pytest.approx(sum(range(3, 7)) / 4)
+    with pytest.raises(ValueError, match="not within the 3 recorded"):
+        curve_means(h, (2, 4))
+    lines = curve_table(h, ((1, 1), (2, 3))).splitlines()
+    assert len(lines) == 4 and lines[-1] == f"first 12 steps: mean D(G(z)) {sum(range(3, 15)) / 12:.2f}"
+    assert "mean D(G(z)) first 2 steps 3.500, last 2 13.500; mean L_D last 2 10.50" in fooling_table({"a": h}, 2)
+
+
+def test_sample_quality_and_readings_use_the_classifier_once_per_set():
+    from hw5.metrics.gan import quality_table, readings, sample_quality
+    from hw5.models.dcgan import DCGAN
+
+    torch.manual_seed(0)
+    classifier, gan = Classifier().eval(), DCGAN().eval()
+    images = torch.randint(0, 256, (1500, 28, 28), dtype=torch.uint8)
+    q = sample_quality(classifier, gan, images, images[-1000:], 1000, seed=3)
+    fakes = gan.sample(1000, generator=torch.Generator().manual_seed(4))  # chunk 0 is seeded with seed + 1
+    _, probs = judge(classifier, fakes)
+    assert q["classifier_is"] == pytest.approx(inspection := inception_score(probs)[0]) and inspection >= 1.0
+    assert q["real_train_vs_test_fd_classifier"] == pytest.approx(0.0, abs=1e-3)  # the last 1000 = the "test" set
+    assert sum(q["test_class_fractions"]) == pytest.approx(1.0) and len(quality_table(q).splitlines()) == 4
+    read = readings(classifier, fakes[:3])
+    assert [d for d, _ in read] == probs[:3].argmax(1).tolist()
+    assert [p for _, p in read] == pytest.approx(probs[:3].max(1).values.tolist())
+    with pytest.raises(ValueError, match="multiple of 1000"):
+        sample_quality(classifier, gan, images, images, 1500)
+
+
+def test_loss_comparison_figure_draws_both_runs():
+    import matplotlib.pyplot as plt
+
+    from hw5.plotting.gan import loss_comparison_figure
+
+    h = _history(5, 1)
+    fig = loss_comparison_figure({"a": h, "b": h}, {"a": torch.rand(12, 1, 28, 28), "b": torch.rand(12, 1, 28, 28)})
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines) >= 2
+    plt.close(fig)

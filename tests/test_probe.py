@@ -427,3 +427,29 @@ def test_run_probe_runs_where_the_extractor_is_with_images_and_labels_on_the_cpu
         assert explicit == report and torch.equal(explicit_probe.weight, probe.weight)
     bank = FeatureBank.extract(module, x, y, config)
     assert {bank.device.type, bank.labels.device.type, bank.averaged[1].device.type} == {device}
+
+
+def test_tables_fit_or_load_and_evaluate_probe(tmp_path, monkeypatch):
+    """The notebook's probe calls: a fitted probe is exported with its report; in shipped mode the same probe
+    and report come back and the test accuracy is measured again (equal to the fitted one)."""
+    from hw5 import locations
+    from hw5.metrics.probe import cv_grid_table, evaluate_probe, fit_or_load_probe, probe_table
+    from hw5.settings import Settings
+
+    images, labels = _bar_images(8, seed=0)
+    test_images, test_labels = _bar_images(4, seed=1)
+    config = ProbeConfig(penalties=(1e-2, 1e-3), copies=(0, 1), radii=(0, 1), folds=2, max_iter=20)
+    settings = Settings(out=tmp_path, device="cpu")
+    probe, report = fit_or_load_probe("p", settings, _pixels, images, labels, test_images, test_labels, config)
+    assert evaluate_probe(probe, _pixels, test_images, test_labels, report.point.radius) == report.test_acc
+    monkeypatch.setattr(locations, "SHIPPED_WEIGHTS", tmp_path / "weights")
+    again, shipped = fit_or_load_probe("p", settings.replace(use_shipped=True), _pixels, images, labels, test_images,
+                                       test_labels, config)
+    assert torch.equal(again.weight, probe.weight) and shipped == report
+    table = probe_table({"pixels": report}).splitlines()
+    assert len(table) == 2 and table[1].startswith("pixels") and f"{100 * report.test_acc:.2f}%" in table[1]
+    grid = cv_grid_table(report, 1e-3).splitlines()
+    assert grid[0].startswith("2-fold CV accuracy, penalty 0.001") and len(grid) == 2 + 2  # header, 2 copies
+    assert f"{100 * report.cv_scores[ProbePoint(1, 1e-3, 1)]:.2f}%" in grid[3]
+    with pytest.raises(ValueError, match="no point with penalty 0.5"):
+        cv_grid_table(report, 0.5)
