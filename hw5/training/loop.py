@@ -197,6 +197,14 @@ def fit(run: Run, epochs: int, step: Step, *, history: dict[str, Any], run_dir: 
     return history
 
 
+@torch.no_grad()
+def update_average(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """One step of the exponential moving average of ``model``'s parameters (Polyak averaging):
+    theta_avg <- decay * theta_avg + (1 - decay) * theta, parameter by parameter, in place."""
+    for p_avg, p in zip(average.parameters(), model.parameters()):
+        p_avg.lerp_(p, 1.0 - decay)
+
+
 def adam(parameters: Iterable[torch.nn.Parameter], device: torch.device, *, lr: float,
          betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
          fused: bool | None = None) -> torch.optim.Adam:

@@ -28,7 +28,7 @@ from ..data import to_unit
 from ..metrics.vae import elbo_terms
 from ..models.vae import ACTIVATIONS, CVAE, VAE, vae_loss
 from ..utils import get_device, seed_everything
-from .loop import Run, StepInfo, adam, fit
+from .loop import Run, StepInfo, adam, fit, update_average
 
 TEMPLATE = {"lr": 1e-3, "batch_size": 128}  # the course template's optimiser settings (with Adam)
 LOGGED = ("loss", "neg_elbo", "recon", "kl")
@@ -94,6 +94,25 @@ def _labels(labels: torch.Tensor, images: torch.Tensor, name: str, device: torch
     return labels.long()
 
 
+def _check_patience(patience: int | None) -> None:
+    if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
+        raise ValueError(f"patience must be a positive number of epochs or None, got {patience!r}")
+
+
+def _fresh_history() -> dict[str, Any]:
+    return {**{f"train_{k}": [] for k in LOGGED}, **{f"val_{k}": [] for k in LOGGED[1:]}, "kl_weight": [],
+            "best_epoch": 0, "best_val_loss": float("inf"), "stopped_early": False}
+
+
+def _record(history: dict[str, Any], train: torch.Tensor, val: torch.Tensor, weight: float) -> None:
+    """Append an epoch's mean train terms (loss, neg_elbo, recon, kl), validation terms and KL weight."""
+    for k, v in zip(LOGGED, train.tolist()):
+        history[f"train_{k}"].append(v)
+    for k, v in zip(LOGGED[1:], val.tolist()):
+        history[f"val_{k}"].append(v)
+    history["kl_weight"].append(weight)
+
+
 def _models(config: VAEConfig, device: torch.device) -> dict[str, VAE]:
     """The trained model, the best-validation copy and (with averaging) the moving average, all equal."""
     seed_everything(config.seed)
@@ -110,17 +129,13 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
               val_labels: torch.Tensor, config: VAEConfig, epochs: int, patience: int | None = None,
               run_dir: str | Path | None = None, device: str | torch.device | None = None,
               show_progress: bool = True, desc: str | None = None) -> tuple[VAE, dict[str, Any]]:
-    """Train (or resume) a VAE / C-VAE on images (uint8, or floats in [0, 1]; (N, 28, 28)) with int labels,
-    for at most ``epochs`` epochs, stopping early once the validation negative ELBO has not improved for
-    ``patience`` epochs.
-
-    Returns the model with the best-validation weights (in eval mode, on ``device``) and the history: per
-    epoch ``train_{loss,neg_elbo,recon,kl}`` (means over the epoch's images), ``val_{neg_elbo,recon,kl}``,
-    ``kl_weight``, ``epoch_seconds``; and ``best_epoch``, ``best_val_loss``, ``stopped_early``.
-    Asking a finished run for more epochs continues it (unless it had stopped early).
-    """
-    if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
-        raise ValueError(f"patience must be a positive number of epochs or None, got {patience!r}")
+    """Train (or resume) a VAE / C-VAE on images (uint8, or floats in [0, 1]; (N, 28, 28)) with int labels, for
+    at most ``epochs`` epochs, stopping once the validation -ELBO has not improved for ``patience`` epochs.
+    Returns the best-validation weights (eval mode, on ``device``) and the history: per epoch
+    ``train_{loss,neg_elbo,recon,kl}`` (means over the images), ``val_{neg_elbo,recon,kl}``, ``kl_weight``,
+    ``epoch_seconds``; and ``best_epoch``, ``best_val_loss``, ``stopped_early``. A finished run asked for
+    more epochs continues (unless it had stopped early)."""
+    _check_patience(patience)
     device = get_device(device)
     x = to_unit(train_images, device, name="train_images")  # (N, 1, 28, 28) in [0, 1]
     xv = to_unit(val_images, device, name="val_images")
@@ -128,7 +143,6 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
     modules = _models(config, device)
     model, best = modules["model"], modules["best"]
     averaged = modules.get("ema", model)  # the weights that are validated and kept
-    pairs = list(zip(averaged.parameters(), model.parameters())) if config.ema_decay else []
     optimizer = adam(model.parameters(), device, lr=config.lr, betas=(config.beta1, config.beta2),
                      eps=config.adam_eps)
     run = Run(desc or ("C-VAE" if config.conditional else "VAE"), modules, {"adam": optimizer}, config,
@@ -141,18 +155,13 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         optimizer.step()
-        with torch.no_grad():
-            for p_avg, p in pairs:
-                p_avg.lerp_(p, 1.0 - config.ema_decay)
+        if config.ema_decay:
+            update_average(averaged, model, config.ema_decay)
         return torch.stack([out[k].detach() for k in LOGGED]) * xb.shape[0]
 
     def validate(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> dict[str, str]:
         val = elbo_terms(averaged, xv, cv, seed=config.seed, batch_size=VALIDATION_BATCH)
-        for k, v in zip(LOGGED, (log.sum(0) / x.shape[0]).tolist()):
-            history[f"train_{k}"].append(v)
-        for k, v in zip(LOGGED[1:], val.tolist()):
-            history[f"val_{k}"].append(v)
-        history["kl_weight"].append(kl_weight(config, epoch, run.steps - 1, run.steps))
+        _record(history, log.sum(0) / x.shape[0], val, kl_weight(config, epoch, run.steps - 1, run.steps))
         if history["val_neg_elbo"][-1] < history["best_val_loss"]:
             history["best_val_loss"], history["best_epoch"] = history["val_neg_elbo"][-1], epoch
             best.load_state_dict(averaged.state_dict())
@@ -162,9 +171,7 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
     def patience_ran_out(epoch: int, history: dict[str, Any]) -> bool:
         return patience is not None and epoch - 1 - history["best_epoch"] >= patience
 
-    fresh = {**{f"train_{k}": [] for k in LOGGED}, **{f"val_{k}": [] for k in LOGGED[1:]}, "kl_weight": [],
-             "best_epoch": 0, "best_val_loss": float("inf"), "stopped_early": False}
-    history = fit(run, epochs, step, history=fresh, run_dir=run_dir, on_epoch_end=validate,
+    history = fit(run, epochs, step, history=_fresh_history(), run_dir=run_dir, on_epoch_end=validate,
                   stop_before=patience_ran_out, show_progress=show_progress)
     history["stopped_early"] = patience_ran_out(len(history["val_neg_elbo"]) + 1, history)
     return best.eval(), history
