@@ -8,7 +8,8 @@ judge is :class:`hw5.models.classifier.Classifier` trained on MNIST:
   digit and all digits are equally frequent; its maximum is 10.
 * FD-classifier: the Frechet distance between Gaussians fitted to the classifier's penultimate features of
   samples and of real test images,  ||m_1 - m_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2}),  computed by
-  torchmetrics' ``FrechetInceptionDistance``. Lower is better; 0 for identical feature distributions. Named "FD-classifier", not FID: the features are not Inception's.
+  torchmetrics' ``FrechetInceptionDistance``. Lower is better; 0 for identical feature distributions. Named
+  "FD-classifier", not FID: the features are not Inception's.
 * class fractions: how often each digit is predicted among the samples (uniform = 0.1 each: no mode dropped).
 
 Each image set goes through the classifier once (:func:`judge`): the real test set's features are computed
@@ -181,7 +182,8 @@ def quality_table(quality: dict) -> str:
         f"real images: IS of the test set {q['real_test_is']:.2f}; FD-classifier of {n} train images vs the test "
         f"set {q['real_train_vs_test_fd_classifier']:.1f}",
         *(f"{name:<23}" + " ".join(f"{100 * f:4.1f}%" for f in q[key])
-          for name, key in (("samples per digit", "class_fractions"), ("test images per digit", "test_class_fractions")))])
+          for name, key in (("samples per digit", "class_fractions"),
+                            ("test images per digit", "test_class_fractions")))])
 
 
 def fooling_table(histories: dict[str, dict], window: int = 20) -> str:

@@ -633,3 +633,18 @@ def fit_or_load_probe(name: str, settings: Any, extractor: Extractor, train_imag
     single = evaluate_probe(probe, extractor, test_images, test_labels, 0, settings.device)
     measured = evaluate_probe(probe, extractor, test_images, test_labels, report.point.radius, settings.device)
     return probe, dataclasses.replace(report, test_acc=measured, test_acc_single_view=single)
+
+
+def homework_protocol(quick: bool = False) -> ProbeConfig:
+    """Problem 1.2 as the homework states it: one linear layer on phi(x) of the training images, no copies,
+    no averaging; only the penalty is chosen, by 5-fold CV from {1e-2, 1e-3} (quick: 2 folds, 30 iterations)."""
+    return ProbeConfig(penalties=(1e-2, 1e-3), copies=0, radii=0, folds=2 if quick else 5,
+                       max_iter=30 if quick else 200)
+
+
+def extension_protocol(quick: bool = False) -> ProbeConfig:
+    """The extension: copies x penalty x radius in {0, 8, 16} x {1e-2, 1e-3} x {0, 1, 2} by 5-fold CV (quick: one
+    copy, radius 0 or 1, penalty 1e-3, 2 folds, 30 iterations)."""
+    if quick:
+        return ProbeConfig(penalties=1e-3, copies=1, radii=(0, 1), folds=2, max_iter=30)
+    return ProbeConfig()

@@ -167,8 +167,9 @@ def fit(run: Run, epochs: int, step: Step, *, history: dict[str, Any], run_dir: 
     """Train ``run`` for ``epochs`` epochs in total (resuming from ``run_dir``); returns the history.
 
     ``history`` is a fresh run's history (a resumed run continues its saved one); the runner records
-    ``steps_per_epoch`` and appends ``epoch_seconds`` (wall clock of the steps) and ``epoch_cpu_seconds`` (CPU time of the process, all threads:
-    the cost regardless of other jobs on a shared machine). ``on_epoch_start(epoch)`` runs before the epoch's
+    ``steps_per_epoch`` and appends ``epoch_seconds`` (wall clock of the steps) and ``epoch_cpu_seconds`` (CPU
+    time of the process, all threads: the cost regardless of other jobs on a shared machine).
+    ``on_epoch_start(epoch)`` runs before the epoch's
     steps; ``on_epoch_end(epoch, log, history)`` after them, with the (steps, len(logged)) device log, and may
     return progress-bar values; ``stop_before(epoch, history)`` ends training before an epoch (early stopping).
     """

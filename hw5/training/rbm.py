@@ -14,7 +14,8 @@ chain's first matmul and skips the autograd graph. ``gradient="autograd"`` calls
 
 Speed: the split stays resident on the device as one (N, 784) tensor; a step is 2k + 3 matmuls, a few
 element-wise kernels and a fused Adam update; per-step values stay in a device tensor (the shared runner,
-:func:`hw5.training.loop.fit`) and are read once per epoch. On a CPU the cost is dominated by drawing the k * B * 784 Gaussian numbers per step.
+:func:`hw5.training.loop.fit`) and are read once per epoch. On a CPU the cost is dominated by drawing the
+k * B * 784 Gaussian numbers per step.
 """
 
 from __future__ import annotations
