@@ -69,9 +69,12 @@ class Run:
     steps: int = field(init=False)
 
     def __post_init__(self) -> None:
-        n = self.data[0].shape[0]
-        self.steps = num_batches(n, self.batch_size, self.drop_last)
+        self.steps = num_batches(self.data[0].shape[0], self.batch_size, self.drop_last)
+
+    def check_steps(self) -> None:
+        """A run that would take no step is a mistake: say which and how to fix it."""
         if self.steps == 0:
+            n = self.data[0].shape[0]
             raise ValueError(f"{self.name}: batch_size {self.batch_size} is larger than the {n} training images, "
                              "and the last partial batch is dropped, so no step would run; use batch_size "
                              f"<= {n} or more images")
@@ -174,6 +177,7 @@ def fit(run: Run, epochs: int, step: Step, *, history: dict[str, Any], run_dir: 
     return progress-bar values; ``stop_before(epoch, history)`` ends training before an epoch (early stopping).
     """
     check_budget(epochs)
+    run.check_steps()
     if not isinstance(check_every, int) or check_every < 1:
         raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
     done, saved = resume(run, run_dir, epochs)

@@ -1,0 +1,75 @@
+"""Problem 1's headline numbers in figures/problem1/metrics.json, recomputed from the shipped weights on the CPU.
+
+Tolerances: on the machine that wrote metrics.json the recomputation is exact; on another CPU the float
+summation order of convolutions and matmuls may differ (different SIMD kernels), which moves an accuracy by at
+most an image or two (2e-4 on 10,000 images), the classifier Inception Score by a few thousandths and the
+FD-classifier by a few hundredths. The tolerances below allow that and nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import hw5
+from hw5 import data
+from hw5.metrics import gan as M
+from hw5.metrics import probe as PR
+from hw5.metrics.classifier import classifier_accuracy
+
+METRICS = Path(__file__).resolve().parent.parent / "figures" / "problem1" / "metrics.json"
+ACCURACY = 2.5e-4  # two test images of 10,000
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict:
+    return json.loads(METRICS.read_text())
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("MNIST", "train", "cpu"), data.load("MNIST", "test", "cpu")
+
+
+def test_classifier_accuracy(recorded, mnist):
+    _, (x_test, y_test) = mnist
+    classifier = hw5.pretrained("mnist_classifier", "cpu")
+    assert classifier_accuracy(classifier, x_test, y_test) == pytest.approx(recorded["classifier_test_acc"],
+                                                                             abs=ACCURACY)
+
+
+@pytest.mark.slow
+def test_sample_quality(recorded, mnist):
+    (x_train, _), (x_test, _) = mnist
+    classifier, gan = hw5.pretrained("mnist_classifier", "cpu"), hw5.pretrained("dcgan", "cpu")
+    want = recorded["samples"]
+    got = M.sample_quality(classifier, gan, x_train, x_test, want["n_samples"], seed=0)
+    assert got["classifier_is"] == pytest.approx(want["classifier_is"], abs=0.01)
+    assert got["fd_classifier"] == pytest.approx(want["fd_classifier"], abs=0.05)
+    assert got["real_test_is"] == pytest.approx(want["real_test_is"], abs=0.01)
+    assert got["real_train_vs_test_fd_classifier"] == pytest.approx(want["real_train_vs_test_fd_classifier"], abs=0.05)
+    assert got["class_fractions"] == pytest.approx(want["class_fractions"], abs=3e-4)  # three samples of 10,000
+
+
+@pytest.mark.slow
+def test_homework_protocol_probe_refitted_with_its_recorded_penalty(recorded, mnist):
+    """One linear layer on D's features of the 6,000 images, refitted with the penalty cross-validation chose
+    (the choice itself is tested in tests/test_probe.py), scores the recorded train and test accuracy."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    gan = hw5.pretrained("dcgan", "cpu")
+    report = recorded["probe"]["GAN discriminator"]
+    subset = data.stratified_subset(y_train, 600, seed=0)
+    phi = lambda x: gan.discriminator.features(x * 2 - 1)  # noqa: E731
+    features = PR.extract_features(phi, data.to_unit(x_train[subset]))
+    probe = PR.train_probe(features, y_train[subset], report["penalty"])
+    assert PR.evaluate_probe(probe, phi, x_train[subset], y_train[subset], 0) == pytest.approx(report["train_acc"],
+                                                                                            abs=ACCURACY)
+    assert PR.evaluate_probe(probe, phi, x_test, y_test, 0) == pytest.approx(report["test_acc"], abs=ACCURACY)
+
+
+def test_the_extension_probe_is_the_shipped_one(recorded):
+    shipped = hw5.pretrained_info("dcgan_probe")["probe"]
+    assert recorded["extension_probe"]["radius"] == shipped["radius"]
+    assert recorded["extension_probe"]["test_acc"] == pytest.approx(shipped["test_acc"], abs=ACCURACY)
