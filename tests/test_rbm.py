@@ -22,7 +22,9 @@ import torch
 import hw5
 from hw5 import data
 from hw5.checkpoint import CheckpointError
-from hw5.metrics.rbm import pca_fit, pca_reconstruction_mse, reconstruct, reconstruction_mse
+from hw5.metrics import rbm as rbm_metrics
+from hw5.metrics.rbm import (MSETable, mse_table, pca_fit, pca_reconstruction_mse, reconstruct,
+                             reconstruction_mse)
 from hw5.models.rbm import RBM, standardize, to_pixels
 from hw5.pretrained import export_pretrained
 from hw5.training.rbm import RBMConfig, cd_step, train_rbm
@@ -410,8 +412,11 @@ def test_figures_draw_what_they_are_given():
     assert fig.axes[0].images[0].get_array().shape == (8 * 30 - 2, 8 * 30 - 2)  # 64 images, 8 per row
     w = torch.zeros(16, 784)
     w[0, 0], w[1, 5] = 2.0, -3.0
-    grid = P.filters_figure(w, ncol=8).axes[0].images[0].get_array()
+    fig = P.filters_figure(w, ncol=8)
+    grid = fig.axes[0].images[0].get_array()
     assert grid[0, 0] == 1.0 and grid[0, 30 + 5] == 0.0 and grid[0, 1] == 0.5  # own symmetric scale per filter
+    assert len(fig.axes) == 2 and "own scale" in fig.axes[1].get_ylabel()  # the colour bar says so
+    assert "from 0.00 to 3.00" in fig.axes[1].get_ylabel()  # the range of the per-filter scales
     results = {m: {"train_mse": 0.1, "test_mse": 0.1, "train_mse_meanfield": 0.05, "test_mse_meanfield": 0.05}
                for m in (16, 64, 256)}
     fig = P.mse_vs_hidden_figure(results, {16: 0.06, 64: 0.03, 256: 0.005}, {16: 0.05, 64: 0.02, 256: 0.004})
@@ -421,4 +426,75 @@ def test_figures_draw_what_they_are_given():
     assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 4
     fig = P.mse_vs_steps_figure({16: {1: 0.07, 5: 0.075}, 64: {1: 0.05, 5: 0.06}}, {16: 0.07, 64: 0.045})
     assert len(fig.axes[0].lines) == 4  # one curve and one mean-field line per M
+    assert list(fig.axes[0].get_xticks()) == [1, 5]  # integer ticks at the measured k
+    shown = {"original": images, "chain": images, "meanfield": images}
+    fig = P.figure2(shown, "M = 16, test")
+    assert [ax.get_title() for ax in fig.axes] == ["original", "CD-5 chain reconstruction", "mean-field reconstruction"]
+    width, height = fig.get_size_inches()
+    assert width * 100 / 3 / 8 >= 28  # at 100 dpi at least ~28 screen pixels per 30-pixel cell of a panel
+    fig = P.reconstructions_by_hidden_figure({16: shown, 64: shown}, "meanfield", "test")
+    assert [ax.get_title() for ax in fig.axes] == ["original", "M = 16", "M = 64"]
     plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def two_models() -> dict[int, RBM]:
+    """Two untrained RBMs with random filters (seeded): enough to check bookkeeping, not quality."""
+    torch.manual_seed(1)
+    return {8: RBM(784, 8, 3), 4: RBM(784, 4, 3)}
+
+
+def test_mse_table_is_made_of_its_parts(kmnist, two_models):
+    x, xt = kmnist[0][:500], kmnist[1][:300]
+    table = mse_table(two_models, x, xt, seed=2)
+    assert sorted(table.rows) == [4, 8]
+    for m, model in two_models.items():
+        train, test = reconstruction_mse(model, x, seed=2), reconstruction_mse(model, xt, seed=2)
+        assert table.rows[m] == {"train_mse": train["chain"], "test_mse": test["chain"],
+                                 "train_mse_meanfield": train["meanfield"], "test_mse_meanfield": test["meanfield"]}
+    assert table.pca_test == pca_reconstruction_mse(x, xt, [4, 8])
+    assert table.pca_train == pca_reconstruction_mse(x, x, [4, 8])
+    assert table.meanfield_over_pca()[8] == pytest.approx(table.rows[8]["test_mse_meanfield"] / table.pca_test[8])
+    gap = table.train_test_gaps()[4]
+    assert gap["chain"] == pytest.approx(table.rows[4]["test_mse"] - table.rows[4]["train_mse"])
+    assert gap["pca"] == pytest.approx(table.pca_test[4] - table.pca_train[4])
+    assert MSETable.from_metrics({**table.to_metrics(), "run": {}}) == table  # metrics.json round trip
+    lines = table.text().splitlines()
+    assert len(lines) == 5 and lines[3].startswith("M =   4") and f"{table.rows[8]['test_mse']:.4f}" in lines[4]
+    assert len({len(line.rstrip()) for line in lines[2:]}) == 1  # the columns line up
+
+
+def test_gibbs_steps_hidden_statistics_and_timing_helpers(kmnist, two_models):
+    model, xt = two_models[8], kmnist[1][:300]
+    curve = rbm_metrics.mse_by_gibbs_steps(model, xt, (1, 3), seed=5)
+    assert curve[3] == reconstruction_mse(model, xt, seed=5)["chain"]  # k = the model's own k
+    assert curve[1] == reconstruction_mse(model, xt, seed=5, gibbs_steps=1)["chain"]
+    text = rbm_metrics.steps_table_text({8: curve}, {8: 0.5}).splitlines()
+    assert text[1].split() == ["k", "1", "3", "mean-field"] and text[2].split()[-1] == "0.5000"
+    stats = rbm_metrics.hidden_unit_statistics(model, xt, batch_size=128)
+    x = data.to_unit(xt).flatten(1)
+    p = torch.cat([model.p_h_given_v(standardize(x[i:i + 128])[0]) for i in range(0, 300, 128)]).detach()
+    assert stats["undecided"] == pytest.approx(((p > 0.1) & (p < 0.9)).float().mean().item())
+    assert stats["filter_norm"] == pytest.approx(model.W.norm(dim=1).mean().item())
+    assert rbm_metrics.chain_seconds(model, xt[:64], collapsed=True, repeats=2) > 0
+    hist = {"loss": [1.0, 0.5], "epoch_seconds": [2.0, 3.0], "epoch_cpu_seconds": [1.0, 1.5]}
+    assert rbm_metrics.training_times({8: hist})[8] == {"epochs": 2, "train_seconds": 5.0, "train_cpu_seconds": 2.5,
+                                                         "eval_seconds": 0}
+
+
+def test_the_plain_and_collapsed_samplers_give_the_same_mse_up_to_noise(kmnist, two_models):
+    model, xt = two_models[8], kmnist[1][:300]
+    collapsed = reconstruction_mse(model, xt, seed=0, collapsed=True)
+    assert collapsed == reconstruction_mse(model, xt, seed=0)  # the default sampler for k > 1, M < 784
+    plain = reconstruction_mse(model, xt, seed=0, collapsed=False)
+    assert plain["meanfield"] == collapsed["meanfield"] and plain["chain"] != collapsed["chain"]
+    assert plain["chain"] == pytest.approx(collapsed["chain"], rel=0.02)  # different draws, same law
+
+
+def test_derivation_checks_agree_and_would_catch_a_wrong_formula(monkeypatch):
+    checks = rbm_metrics.derivation_checks()
+    assert len(checks) == 3 and max(checks.values()) < 1e-9
+    monkeypatch.setattr(RBM, "p_h_given_v", lambda self, v: torch.sigmoid(2 * self.hidden_logits(v)))
+    monkeypatch.setattr(RBM, "mean_v_given_h", lambda self, h: self.b + h @ self.W)  # sigma_i forgotten
+    wrong = list(rbm_metrics.derivation_checks().values())
+    assert wrong[0] > 1e-3 and wrong[1] > 1e-3 and wrong[2] < 1e-9  # the free energy does not use them

@@ -14,11 +14,18 @@ in training. Two reconstructions of a batch's v = (x - m) / s:
 The PCA baseline is the best linear reconstruction with M components (the optimum of the squared error
 among rank-M affine maps): the train split's mean plus the projection on its top-M principal directions,
 in the same [0, 1] units, not clipped.
+
+What the Problem 2 notebook prints comes from here: :func:`mse_table` (the homework's table, an
+:class:`MSETable`, also the ``metrics.json`` layout), :func:`mse_by_gibbs_steps`, :func:`hidden_unit_statistics`,
+:func:`chain_seconds`, :func:`training_times` and :func:`derivation_checks` (Problem 2.1 against brute force).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -29,11 +36,13 @@ from ..models.rbm import RBM, standardize, to_pixels
 
 @torch.no_grad()
 def reconstruction_batches(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0,
-                           gibbs_steps: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                           gibbs_steps: int | None = None, collapsed: bool | None = None,
+                           ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield (x, chain reconstruction, mean-field reconstruction), each (B, 784) in [0, 1], batch by batch.
 
     ``images``: uint8 or [0, 1] floats on any device; the batches are on the model's device. The chain runs
-    ``gibbs_steps`` Gibbs steps (default: the model's, 5 for CD-5)."""
+    ``gibbs_steps`` Gibbs steps (default: the model's, 5 for CD-5); ``collapsed`` picks the sampler of
+    :meth:`RBM.gibbs_chain` (default: its own choice, the collapsed chain when k > 1 and M < 784)."""
     device = model_device(model)
     x_all = to_unit(images, device).flatten(1).to(model.W.dtype)  # (N, 1, 28, 28) -> (N, 784)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -41,7 +50,7 @@ def reconstruction_batches(model: RBM, images: torch.Tensor, batch_size: int = 1
         for start in range(0, x_all.shape[0], batch_size):
             x = x_all[start:start + batch_size]
             v, mean, std = standardize(x)
-            chain = model.gibbs_chain(v, k=gibbs_steps, generator=generator)
+            chain = model.gibbs_chain(v, k=gibbs_steps, generator=generator, collapsed=collapsed)
             yield x, to_pixels(chain.mean_k, mean, std), to_pixels(model.mean_field_reconstruction(v), mean, std)
 
 
@@ -60,12 +69,12 @@ def reconstruct(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: i
 
 
 def reconstruction_mse(model: RBM, images: torch.Tensor, batch_size: int = 128, seed: int = 0,
-                       gibbs_steps: int | None = None) -> dict[str, float]:
+                       gibbs_steps: int | None = None, collapsed: bool | None = None) -> dict[str, float]:
     """Per-pixel MSE in [0, 1] units of the ``chain`` (``gibbs_steps`` steps, default the model's) and
-    ``meanfield`` reconstructions of a whole split."""
+    ``meanfield`` reconstructions of a whole split (``collapsed``: see :func:`reconstruction_batches`)."""
     sums = None
     count = 0
-    for x, chain, meanfield in reconstruction_batches(model, images, batch_size, seed, gibbs_steps):
+    for x, chain, meanfield in reconstruction_batches(model, images, batch_size, seed, gibbs_steps, collapsed):
         batch = torch.stack([(chain - x).pow_(2).sum(), (meanfield - x).pow_(2).sum()]).double()
         sums = batch if sums is None else sums + batch
         count += x.numel()
@@ -102,3 +111,179 @@ def pca_reconstruction_mse(train_images: torch.Tensor, images: torch.Tensor, com
     total = centred.pow(2).sum()
     n = centred.numel()
     return {m: float((total - energy[m - 1]) / n) for m in components}
+
+
+# --- the homework's table and the notebook's extensions ------------------------------------------------
+
+ROW_KEYS = ("train_mse", "test_mse", "train_mse_meanfield", "test_mse_meanfield")
+MSE_SCALE = ("per pixel, [0, 1] units; splits in order in batches of 128, each standardised with its own mean "
+             "and std; chain = E[v | h_(k-1)] of the CD-k chain with draws seeded with 0 per split")
+
+
+def mse_row(model: RBM, train_images: torch.Tensor, test_images: torch.Tensor, batch_size: int = 128,
+            seed: int = 0) -> dict[str, float]:
+    """One model's row of the homework's MSE table: ``train_mse`` / ``test_mse`` (the CD-k chain's
+    reconstruction, what Figure 2 shows) and ``train_mse_meanfield`` / ``test_mse_meanfield``, each
+    :func:`reconstruction_mse` of the whole split (chain draws seeded with ``seed`` per split)."""
+    train = reconstruction_mse(model, train_images, batch_size, seed)
+    test = reconstruction_mse(model, test_images, batch_size, seed)
+    return {"train_mse": train["chain"], "test_mse": test["chain"],
+            "train_mse_meanfield": train["meanfield"], "test_mse_meanfield": test["meanfield"]}
+
+
+@dataclass(frozen=True)
+class MSETable:
+    """Problem 2.2's MSE table: a row (:data:`ROW_KEYS`) per number of hidden units M, and the PCA
+    baseline with M components on the train and test splits. All per pixel, [0, 1] units."""
+
+    rows: dict[int, dict[str, float]]
+    pca_train: dict[int, float]
+    pca_test: dict[int, float]
+
+    def text(self, decimals: int = 4) -> str:
+        """The table as fixed-width text, every MSE rounded to ``decimals`` decimals."""
+        w = decimals + 6
+        lines = ["MSE per pixel, [0, 1] units",
+                 " " * 10 + "".join(name.rjust(2 * w) for name in ("CD-5 chain", "mean-field", "PCA (rank M)")),
+                 " " * 10 + ("train".rjust(w) + "test".rjust(w)) * 3]
+        for m, row in sorted(self.rows.items()):
+            values = [row[key] for key in ROW_KEYS] + [self.pca_train[m], self.pca_test[m]]
+            lines.append(f"M = {m:3d}   " + "".join(f"{v:{w}.{decimals}f}" for v in values))
+        return "\n".join(lines)
+
+    def meanfield_over_pca(self) -> dict[int, float]:
+        """Test MSE of the mean-field reconstruction divided by PCA's with as many components, per M."""
+        return {m: row["test_mse_meanfield"] / self.pca_test[m] for m, row in sorted(self.rows.items())}
+
+    def train_test_gaps(self) -> dict[int, dict[str, float]]:
+        """Test MSE minus train MSE per M, of the ``chain``, the ``meanfield`` reconstruction and ``pca``."""
+        return {m: {"chain": row["test_mse"] - row["train_mse"],
+                    "meanfield": row["test_mse_meanfield"] - row["train_mse_meanfield"],
+                    "pca": self.pca_test[m] - self.pca_train[m]} for m, row in sorted(self.rows.items())}
+
+    def to_metrics(self) -> dict[str, Any]:
+        """The ``metrics.json`` layout: ``"M16": row, ...``, ``"pca": {"M16": test}``, ``"pca_train"`` and
+        ``"mse_scale"``, a line that says what the numbers are."""
+        return {"mse_scale": MSE_SCALE, **{f"M{m}": dict(row) for m, row in sorted(self.rows.items())},
+                "pca": {f"M{m}": v for m, v in sorted(self.pca_test.items())},
+                "pca_train": {f"M{m}": v for m, v in sorted(self.pca_train.items())}}
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, Any]) -> MSETable:
+        """Read back :meth:`to_metrics` (other keys of ``metrics.json`` are ignored)."""
+        ms = sorted(int(key[1:]) for key in metrics["pca"])
+        return cls({m: {key: float(metrics[f"M{m}"][key]) for key in ROW_KEYS} for m in ms},
+                   {m: float(metrics["pca_train"][f"M{m}"]) for m in ms},
+                   {m: float(metrics["pca"][f"M{m}"]) for m in ms})
+
+
+def mse_table(models: Mapping[int, RBM], train_images: torch.Tensor, test_images: torch.Tensor,
+              batch_size: int = 128, seed: int = 0) -> MSETable:
+    """The whole MSE table of ``models`` (keyed by M): :func:`mse_row` of each, and the PCA baseline
+    (:func:`pca_reconstruction_mse` fitted on ``train_images``) with the same numbers of components."""
+    ms = sorted(models)
+    rows = {m: mse_row(models[m], train_images, test_images, batch_size, seed) for m in ms}
+    return MSETable(rows, pca_reconstruction_mse(train_images, train_images, ms),
+                    pca_reconstruction_mse(train_images, test_images, ms))
+
+
+def training_times(histories: Mapping[int, Mapping[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per M, from :func:`hw5.training.rbm.train_rbm`'s histories: ``epochs``, ``train_seconds`` (wall clock of
+    the training steps), ``train_cpu_seconds`` (CPU time of the process, all threads) and ``eval_seconds``
+    (the per-epoch test evaluations; 0 when there were none)."""
+    return {m: {"epochs": len(h["loss"]), "train_seconds": sum(h["epoch_seconds"]),
+                "train_cpu_seconds": sum(h["epoch_cpu_seconds"]), "eval_seconds": sum(h.get("eval_seconds", []))}
+            for m, h in sorted(histories.items())}
+
+
+def mse_by_gibbs_steps(model: RBM, images: torch.Tensor, steps: Sequence[int], batch_size: int = 128,
+                       seed: int = 0) -> dict[int, float]:
+    """MSE of the k-step chain's reconstruction E[v | h_{k-1}] of ``images`` for each k in ``steps``
+    (same batches and seed for every k; k = the model's own k gives :func:`reconstruction_mse`'s chain)."""
+    return {k: reconstruction_mse(model, images, batch_size, seed, gibbs_steps=k)["chain"] for k in steps}
+
+
+def steps_table_text(by_steps: Mapping[int, Mapping[int, float]], meanfield: Mapping[int, float],
+                     decimals: int = 4) -> str:
+    """:func:`mse_by_gibbs_steps` of several models (keyed by M) as text: a row per M, a column per k, and
+    each M's mean-field MSE in the last column; every MSE rounded to ``decimals`` decimals."""
+    steps = sorted({k for curve in by_steps.values() for k in curve})
+    w = decimals + 4
+    lines = ["test MSE of the k-step chain's reconstruction",
+             "k        " + "".join(f"{k:>{w}d}" for k in steps) + "   mean-field"]
+    for m, curve in sorted(by_steps.items()):
+        lines.append(f"M = {m:3d}  " + "".join(f"{curve[k]:{w}.{decimals}f}" for k in steps)
+                     + f"   {meanfield[m]:{w}.{decimals}f}")
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def hidden_unit_statistics(model: RBM, images: torch.Tensor, batch_size: int = 128, low: float = 0.1,
+                           high: float = 0.9) -> dict[str, float]:
+    """How decided the hidden units are on ``images`` and how large the filters are.
+
+    ``undecided``: the fraction of the probabilities p(h_j = 1 | v) (all units, all images, each batch of
+    ``batch_size`` standardised as in training) strictly between ``low`` and ``high``; ``filter_norm``:
+    the mean over hidden units j of ||W_j||, the Euclidean norm of unit j's 784 weights."""
+    device = model_device(model)
+    x_all = to_unit(images, device).flatten(1).to(model.W.dtype)  # (N, 1, 28, 28) -> (N, 784)
+    undecided = torch.zeros((), dtype=torch.float64, device=device)
+    for start in range(0, x_all.shape[0], batch_size):
+        p = model.p_h_given_v(standardize(x_all[start:start + batch_size])[0])  # (B, F)
+        undecided += ((p > low) & (p < high)).sum()
+    return {"undecided": float(undecided) / (x_all.shape[0] * model.F),
+            "filter_norm": float(model.W.norm(dim=1).mean())}
+
+
+@torch.no_grad()
+def chain_seconds(model: RBM, images: torch.Tensor, collapsed: bool, repeats: int = 50,
+                  gibbs_steps: int | None = None) -> float:
+    """Seconds per call of :meth:`RBM.gibbs_chain` on the first batch of ``images`` (all of them: pass
+    e.g. 128), plain (``collapsed=False``) or collapsed, best of three rounds of ``repeats`` calls."""
+    v = standardize(to_unit(images, model_device(model)).flatten(1).to(model.W.dtype))[0]
+    generator = torch.Generator(device=v.device).manual_seed(0)
+    sync = torch.cuda.synchronize if v.device.type == "cuda" else (lambda: None)
+    best = float("inf")
+    for _ in range(3):
+        sync()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.gibbs_chain(v, k=gibbs_steps, generator=generator, collapsed=collapsed)
+        sync()
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return best
+
+
+def derivation_checks(seed: int = 0) -> dict[str, float]:
+    """Problem 2.1's results against brute force on a tiny float64 GB-RBM (D = 3, F = 4, random parameters,
+    sigma = (0.5, 1.3, 2)); returns the largest absolute difference of each check (all ~1e-15).
+
+    * p(h_j = 1 | v) = sigmoid(a_j(v)) against the marginal of exp(-E(v, h)) over all 2^F hidden states;
+    * FE(v) = quadratic - sum_j softplus(a_j(v)) against -log sum_h exp(-E(v, h));
+    * p(v_i = x | h) = N(x; b_i + sigma_i sum_j W_ij h_j, sigma_i^2) against exp(-E(v, h)) as a function of
+      v_i alone (the other visibles held fixed, which the factorisation over i allows), normalised by
+      numerical integration (trapezoid rule on [-25, 25]), for every i and every h.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    tiny = RBM(D=3, F=4, k=1, sigma=[0.5, 1.3, 2.0]).double()
+    with torch.no_grad():
+        for param in tiny.parameters():
+            param.copy_(torch.randn(param.shape, generator=gen, dtype=torch.float64))
+    hs = torch.tensor([[(n >> j) & 1 for j in range(4)] for n in range(16)], dtype=torch.float64)  # all 2^4 h
+    v = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        unnorm = torch.exp(-torch.stack([tiny.energy(row.expand(16, 3), hs) for row in v]))  # (5, 16)
+        p_h = (tiny.p_h_given_v(v) - unnorm @ hs / unnorm.sum(1, keepdim=True)).abs().max()
+        fe = (tiny.free_energy(v, reduction="none") + unnorm.sum(1).log()).abs().max()
+        x = torch.linspace(-25, 25, 20001, dtype=torch.float64)
+        p_v = torch.zeros((), dtype=torch.float64)
+        for i in range(3):
+            grid = v[0].repeat(len(x), 1)
+            grid[:, i] = x  # vary v_i, hold the other visibles at v[0]'s values
+            for h in hs:
+                w = torch.exp(-tiny.energy(grid, h.expand(len(x), 4)))
+                normal = torch.distributions.Normal(tiny.mean_v_given_h(h[None])[0, i], tiny.sigma[i])
+                p_v = torch.maximum(p_v, (w / torch.trapezoid(w, x) - normal.log_prob(x).exp()).abs().max())
+    return {"p(h_j=1|v) = sigmoid(alpha_j + sum_i W_ij v_i / sigma_i), against the sum over 2^F states": float(p_h),
+            "p(v_i=x|h) = N(x; b_i + sigma_i sum_j W_ij h_j, sigma_i^2), against exp(-E) / its integral": float(p_v),
+            "FE(v) = sum_i (v_i-b_i)^2/(2 sigma_i^2) - sum_j softplus(a_j(v)), against -log sum_h exp(-E)": float(fe)}

@@ -1,6 +1,8 @@
 """Gaussian-Bernoulli restricted Boltzmann machine (the course's ``RBM(D, F, k)`` template).
 
-Visible units v in R^D (real valued), hidden units h in {0, 1}^F, energy (the homework's, with the
+Visible units v in R^D (real valued), hidden units h in {0, 1}^F, where F = M is the number of hidden
+units (the template's name; the homework's M). The free energy is written FE(v), not F(v), so that F
+always means the hidden size. Energy (the homework's, with the
 template's W of shape (F, D), so the homework's W_ij is ``W[j, i]``)::
 
     E(v, h) = -( sum_ij W_ij h_j v_i / sigma_i - sum_i (v_i - b_i)^2 / (2 sigma_i^2) + sum_j alpha_j h_j )
@@ -10,10 +12,10 @@ Problem 2 notebook, proved numerically in ``tests/test_rbm.py``)::
 
     p(h_j = 1 | v) = sigmoid(alpha_j + sum_i W_ij v_i / sigma_i)
     p(v_i = x | h) = N(x; b_i + sigma_i sum_j W_ij h_j, sigma_i^2)
-    F(v) = -log sum_h exp(-E(v, h))
-         = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(alpha_j + sum_i W_ij v_i / sigma_i)
+    FE(v) = -log sum_h exp(-E(v, h))
+          = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(alpha_j + sum_i W_ij v_i / sigma_i)
 
-Contrastive divergence (CD-k) minimises  L = mean F(v_data) - mean F(v_k)  with v_k, the end of a
+Contrastive divergence (CD-k) minimises  L = mean FE(v_data) - mean FE(v_k)  with v_k, the end of a
 k-step Gibbs chain started at the data, held constant. Its gradient is the familiar update
 "model statistics minus data statistics" (:meth:`RBM.cd_gradients`), e.g. for W
 dL/dW_ji = < p(h_j=1|v) v_i / sigma_i >_{v_k} - < p(h_j=1|v) v_i / sigma_i >_{v_data}.
@@ -71,7 +73,8 @@ class GibbsChain(NamedTuple):
 class RBM(nn.Module):
     """Gaussian-Bernoulli RBM with D visible and F hidden units and CD-k (k Gibbs steps).
 
-    Parameters (the template's): ``W`` (F, D) ~ N(0, 1e-4), visible bias ``b`` (D,) = 0, hidden bias
+    ``F`` = M is the number of hidden units. Parameters (the template's): ``W`` (F, D) with entries drawn
+    from N(0, 1e-4) (variance 1e-4, i.e. standard deviation 1e-2: ``randn * 1e-2``), visible bias ``b`` (D,) = 0, hidden bias
     ``alpha`` (F,) = 0. ``sigma`` (D,) is a buffer, the per-visible standard deviation of the energy
     (not trained; the template's sigma_i = 1). ``sigma`` may be a positive float or D positive values.
     """
@@ -132,7 +135,7 @@ class RBM(nn.Module):
         return -(interaction - quadratic + h @ self.alpha)
 
     def free_energy(self, v: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """F(v) = -log sum_h exp(-E(v, h))
+        """The free energy FE(v) = -log sum_h exp(-E(v, h))
         = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(alpha_j + sum_i W_ij v_i / sigma_i).
 
         ``reduction="mean"`` (the template's) averages over the batch; ``"none"`` returns (B,).
@@ -212,16 +215,16 @@ class RBM(nn.Module):
         return self.mean_v_given_h(self.p_h_given_v(v))
 
     def cd_loss(self, v_data: torch.Tensor, v_model: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The template's CD loss  L = mean F(v_data) - mean F(v_model), with v_model (= v_k) detached."""
+        """The template's CD loss  L = mean FE(v_data) - mean FE(v_model), with v_model (= v_k) detached."""
         return {"loss": self.free_energy(v_data) - self.free_energy(v_model.detach())}
 
     @torch.no_grad()
     def cd_gradients(self, v_data: torch.Tensor, v_model: torch.Tensor,
                      logits_data: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """L = mean F(v_data) - mean F(v_model) (as :meth:`cd_loss`) and its gradient in closed form.
+        """L = mean FE(v_data) - mean FE(v_model) (as :meth:`cd_loss`) and its gradient in closed form.
 
-        With u = v / sigma and p(v) = p(h = 1 | v), dF/dW_ji = -p_j(v) u_i, dF/db_i = -(v_i - b_i) / sigma_i^2,
-        dF/dalpha_j = -p_j(v), so (B rows each, <.> = batch mean)::
+        With u = v / sigma and p(v) = p(h = 1 | v), dFE/dW_ji = -p_j(v) u_i, dFE/db_i = -(v_i - b_i) / sigma_i^2,
+        dFE/dalpha_j = -p_j(v), so (B rows each, <.> = batch mean)::
 
             dL/dW     = < p(v) u^T >_model - < p(v) u^T >_data          (F, D)
             dL/db     = (< u >_model - < u >_data) / sigma              (D,)

@@ -14,11 +14,13 @@ from . import show_grid, tile
 
 
 def reconstruction_figure(panels: Mapping[str, torch.Tensor], n: int = 64, ncol: int = 8,
-                          title: str | None = None) -> Figure:
+                          title: str | None = None, cell: float = 0.32) -> Figure:
     """The homework's Figure 2: grids of the same ``n`` images side by side, one panel per entry of
-    ``panels`` (e.g. originals, then reconstructions), each (N, 1, 28, 28) in [0, 1]."""
-    width = 0.26 * ncol + 0.3
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 0.26 * -(-n // ncol) + 0.7),
+    ``panels`` (e.g. originals, then reconstructions), each (N, 1, 28, 28) in [0, 1].
+
+    ``cell`` inches per image: 0.32 gives about 30 screen pixels per 28-pixel digit in a notebook (100 dpi)."""
+    nrow = -(-min(n, len(next(iter(panels.values())))) // ncol)
+    fig, axes = plt.subplots(1, len(panels), figsize=((cell * ncol + 0.25) * len(panels), cell * nrow + 0.8),
                              squeeze=False)
     for ax, (label, images) in zip(axes[0], panels.items()):
         show_grid(images[:n], ncol, ax=ax, title=label)
@@ -28,18 +30,39 @@ def reconstruction_figure(panels: Mapping[str, torch.Tensor], n: int = 64, ncol:
     return fig
 
 
-def filters_figure(weights: torch.Tensor, ncol: int = 16, title: str | None = None) -> Figure:
-    """Rows of W (F, 784) as 28x28 images, each on its own symmetric scale (red > 0, blue < 0, white 0)."""
+def figure2(shown: Mapping[str, torch.Tensor], title: str, k: int = 5, n: int = 64) -> Figure:
+    """Figure 2 of the homework for one model and split, from :func:`hw5.metrics.rbm.reconstruct`'s dict:
+    the originals, the CD-k chain's reconstructions and the mean-field ones (first ``n`` images)."""
+    return reconstruction_figure({"original": shown["original"], f"CD-{k} chain reconstruction": shown["chain"],
+                                  "mean-field reconstruction": shown["meanfield"]}, n=n, title=title)
+
+
+def reconstructions_by_hidden_figure(shown: Mapping[int, Mapping[str, torch.Tensor]], kind: str, title: str,
+                                     n: int = 64) -> Figure:
+    """The same images reconstructed by every model: the originals (of the first M's dict), then one panel
+    per M of ``shown[M][kind]`` (``kind`` = ``"chain"`` or ``"meanfield"``)."""
+    ms = sorted(shown)
+    panels = {"original": shown[ms[0]]["original"], **{f"M = {m}": shown[m][kind] for m in ms}}
+    return reconstruction_figure(panels, n=n, title=title)
+
+
+def filters_figure(weights: torch.Tensor, ncol: int = 16, title: str | None = None, cell: float = 0.7) -> Figure:
+    """Rows of W (F, 784) as 28x28 images, each on its own symmetric scale: filter j is divided by
+    max_i |W_ji| (red > 0, blue < 0, white 0), so the colour bar runs from -max|W_j| to +max|W_j| of each
+    filter; the range of those scales is written under the bar. ``cell`` inches per filter."""
     w = weights.detach().float().cpu().view(-1, 28, 28)  # (F, 784) -> (F, 28, 28)
     scale = w.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
     grid = tile(w / scale * 0.5 + 0.5, ncol, pad_value=0.5)  # each filter mapped to [0, 1], 0 -> 0.5
     nrow = -(-w.shape[0] // ncol)
-    fig, ax = plt.subplots(figsize=(0.45 * min(ncol, w.shape[0]) + 0.3, 0.45 * nrow + 0.5))
-    ax.imshow(grid, cmap="RdBu_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig, ax = plt.subplots(figsize=(cell * min(ncol, w.shape[0]) + 1.6, cell * nrow + 0.7), layout="constrained")
+    image = ax.imshow(grid, cmap="RdBu_r", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
+    bar = fig.colorbar(image, ax=ax, fraction=0.04 if nrow > 2 else 0.06, pad=0.02, ticks=[0.0, 0.5, 1.0])
+    bar.ax.set_yticklabels([r"$-\max_i|W_{ji}|$", "0", r"$+\max_i|W_{ji}|$"], fontsize=8)
+    smallest, largest = scale.min().item(), scale.max().item()
+    bar.set_label(f"each filter on its own scale\n($\\max_i|W_{{ji}}|$ from {smallest:.2f} to {largest:.2f})", fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -81,7 +104,7 @@ def learning_curves_figure(histories: Mapping[int, Mapping[str, Any]]) -> Figure
         if "eval_mse" in hist:
             ax_mse.plot(epochs, hist["eval_mse"], "-", color=color, label=f"M={m} test (chain)")
             ax_mse.plot(epochs, hist["eval_mse_meanfield"], "--", color=color, label=f"M={m} test (mean-field)")
-    ax_loss.set(xlabel="epoch", ylabel="CD loss  F(v_data) - F(v_5)", title="CD-5 loss (epoch mean)")
+    ax_loss.set(xlabel="epoch", ylabel="CD loss  FE(v_data) - FE(v_5)", title="CD-5 loss (epoch mean)")
     ax_mse.set(xlabel="epoch", ylabel="MSE per pixel ([0, 1] units)", title="reconstruction MSE")
     for ax in (ax_loss, ax_mse):
         ax.grid(alpha=0.3)
@@ -92,7 +115,6 @@ def learning_curves_figure(histories: Mapping[int, Mapping[str, Any]]) -> Figure
     return fig
 
 
-
 def mse_vs_steps_figure(by_steps: Mapping[int, Mapping[int, float]], meanfield: Mapping[int, float]) -> Figure:
     """Test MSE of the chain's reconstruction E[v | h_{k-1}] against the number of Gibbs steps k, one
     curve per M, with each M's mean-field MSE as a dashed line."""
@@ -101,6 +123,8 @@ def mse_vs_steps_figure(by_steps: Mapping[int, Mapping[int, float]], meanfield: 
         ks = sorted(curve)
         ax.plot(ks, [curve[k] for k in ks], "-", color=f"C{i}", marker="o", ms=3, label=f"M={m}, k-step chain")
         ax.axhline(meanfield[m], color=f"C{i}", ls="--", lw=1, label=f"M={m}, mean-field")
+    all_ks = sorted({k for curve in by_steps.values() for k in curve})
+    ax.set_xticks(all_ks, [str(k) for k in all_ks])  # integer ticks at the measured k
     ax.set_xlabel("Gibbs steps k of the reconstruction chain (training used k = 5)")
     ax.set_ylabel("test MSE per pixel ([0, 1] units)")
     ax.set_ylim(bottom=0.0)
