@@ -182,3 +182,26 @@ def test_check_gpu_names_a_missing_python_or_torch(tmp_path):
     assert proc.returncode == 2 and f"torch is not importable in {shim}" in proc.stderr
     proc = _check_gpu(sys.executable, "--no-venv", "--bogus")
     assert proc.returncode == 2 and "unknown argument: --bogus" in proc.stderr
+
+
+def test_ensure_hw5_does_nothing_where_hw5_is_importable():
+    """The notebooks' first cell runs scripts/ensure_hw5.py: with hw5 installed it must not call pip."""
+    import runpy
+    from unittest import mock
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "ensure_hw5.py"
+    with mock.patch("subprocess.run") as run:
+        runpy.run_path(str(script))
+    run.assert_not_called()
+
+
+def test_ensure_hw5_installs_from_the_checkout_where_hw5_is_missing():
+    import importlib.util
+    import runpy
+    from unittest import mock
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "ensure_hw5.py"
+    with mock.patch("subprocess.run") as run, mock.patch.object(importlib.util, "find_spec", return_value=None):
+        runpy.run_path(str(script))
+    command = run.call_args.args[0]
+    assert command[1:5] == ["-m", "pip", "install", "-q"] and command[-2:] == ["-e", str(script.parent.parent)]
