@@ -148,6 +148,7 @@ def _run_epoch(run: Run, epoch: int, step: Step, run_dir: str | Path | None, bar
                check_every: int) -> torch.Tensor:
     """One epoch of steps in a freshly seeded order; returns the (steps, len(logged)) log on the device."""
     seed_everything(epoch_seed(run.seed, epoch))
+    # a CPU generator on every device: the same seed gives the same batch order on a CPU and on a GPU
     generator = torch.Generator().manual_seed(epoch_seed(run.seed, epoch))
     for module in run.modules.values():
         module.train()
