@@ -101,7 +101,7 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match=r"GANConfig.lr must be a finite number in \(0, inf\)"):
         GANConfig(lr=0.0)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
-        train_gan(torch.zeros(4, 28, 28, dtype=torch.uint8), GANConfig(), 0)
+        train_gan(torch.zeros(4, 28, 28, dtype=torch.uint8), GANConfig(batch_size=2), 0)
     with pytest.raises(ValueError, match="precision must be one of"):
         GANConfig(batch_size=2, precision="fp16")
 
