@@ -41,7 +41,7 @@ from ..data import to_signed, to_unit
 from ..metrics import gan as quality
 from ..models.dcgan import DCGAN, GENERATOR_LOSSES, Generator, discriminator_loss, generator_loss
 from ..utils import epoch_seed, get_device, seed_everything
-from .loop import PRECISIONS, Run, StepInfo, autocast, fit, update_average
+from .loop import PRECISIONS, EpochHook, Run, Step, StepInfo, autocast, fit, update_average
 
 LOGGED = ("d_loss", "g_loss", "d_real", "d_fake")
 # Fields added after the committed 30-epoch run, with the values that switch them off: checkpoints record
@@ -135,7 +135,7 @@ def _check_judging(config: GANConfig, judge: nn.Module | None, held_out: torch.T
 
 
 def _gan_step(config: GANConfig, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-              device: torch.device):
+              device: torch.device) -> Step:
     """The step: a D update, a G update, then (with averaging) the moving average's update."""
     gen, disc, averaged = modules["generator"], modules["discriminator"], modules.get("generator_ema")
 
@@ -173,7 +173,7 @@ def _score(value: float | None) -> float:
 
 
 def _epoch_end(config: GANConfig, modules: dict[str, nn.Module], judge: nn.Module | None,
-               reference: torch.Tensor | None, estimate_samples: int):
+               reference: torch.Tensor | None, estimate_samples: int) -> EpochHook:
     """The per-epoch hook: step logs into the history, the averaged G's batch-norm statistics, the estimates,
     and the kept copy."""
     averaged, kept = modules.get("generator_ema"), modules.get("generator_kept")
