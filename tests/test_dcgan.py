@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import hw5.metrics.gan
 import pytest
 import torch
 from hw5 import data
 from hw5.checkpoint import load_checkpoint
+from hw5.metrics.gan import fd_estimate, frechet_distance, judge
+from hw5.models.classifier import Classifier
 from hw5.models.dcgan import DCGAN, Discriminator, Generator, discriminator_loss, generator_loss
 from hw5.training import gan as gan_loop
-from hw5.training.loop import TrainingDiverged, autocast, resolve_precision
+from hw5.training.loop import TrainingDiverged, autocast, resolve_precision, update_average
 from hw5.training.gan import GANConfig, train_gan
-from hw5.utils import layer_shapes
+from hw5.utils import epoch_seed, layer_shapes, seed_everything
 
 
 def test_discriminator_shapes_follow_figure_1():
@@ -101,7 +105,7 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match=r"GANConfig.lr must be a finite number in \(0, inf\)"):
         GANConfig(lr=0.0)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
-        train_gan(torch.zeros(4, 28, 28, dtype=torch.uint8), GANConfig(), 0)
+        train_gan(torch.zeros(4, 28, 28, dtype=torch.uint8), GANConfig(batch_size=2), 0)
     with pytest.raises(ValueError, match="precision must be one of"):
         GANConfig(batch_size=2, precision="fp16")
 
@@ -160,3 +164,161 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(few_digits, tmp_path, mo
     assert f"the last good checkpoint (end of epoch 1) is kept in {tmp_path}" in msg
     kept = load_checkpoint(tmp_path, {"generator": Generator(), "discriminator": Discriminator()})
     assert kept["epoch"] == 1 and kept["files"] == good["files"]
+
+
+# --- averaging G, its batch-norm statistics, per-epoch estimates on the train split, keep-by-train ----------------
+
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _equal_states(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_config_validates_averaging_and_selection(few_digits):
+    for bad in (1.0, -0.1, math.nan, True):
+        with pytest.raises(ValueError, match=r"GANConfig.ema_decay must be a finite number in \[0, 1\)"):
+            GANConfig(ema_decay=bad)
+    with pytest.raises(ValueError, match="GANConfig.keep_best must be True or False, got 1"):
+        GANConfig(keep_best=1)
+    assert "ema_decay" not in GANConfig().identity() and "keep_best" not in GANConfig().identity()
+    assert GANConfig(ema_decay=0.99, keep_best=True).identity()["ema_decay"] == 0.99
+    with pytest.raises(ValueError, match="keep_best=True selects an epoch"):
+        train_gan(few_digits, GANConfig(batch_size=100, keep_best=True), 1, device="cpu", show_progress=False)
+    with pytest.raises(ValueError, match="judge and held_out go together"):
+        train_gan(few_digits, GANConfig(batch_size=100), 1, device="cpu", show_progress=False, judge=Classifier())
+
+
+@pytest.fixture(scope="module")
+def ema_run(few_digits, tmp_path_factory):
+    """One epoch of 3 steps with averaging (d = 0.5), the raw iterates handed to the average captured per step,
+    and the same epoch with the default config (checkpointed)."""
+    captured = []
+
+    def capturing(average, model, decay):
+        captured.append((model, decay, _params(model)))
+        update_average(average, model, decay)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gan_loop, "update_average", capturing)
+        averaged, _ = train_gan(few_digits, GANConfig(batch_size=100, ema_decay=0.5), 1, None, "cpu",
+                                show_progress=False)
+    folder = tmp_path_factory.mktemp("default")
+    plain, _ = train_gan(few_digits, GANConfig(batch_size=100), 1, folder, "cpu", show_progress=False)
+    return averaged, captured, plain, folder
+
+
+def test_averaged_generator_is_the_moving_average_of_the_iterates(ema_run):
+    averaged, captured, _, _ = ema_run
+    assert len(captured) == 3, "one update after each of the 3 generator steps"
+    assert all(model is averaged.raw_generator and decay == 0.5 for model, decay, _ in captured)
+    seed_everything(0)
+    ema = [p.double() for p in _params(DCGAN(100).generator)]  # the average starts at the initial G
+    for _, decay, theta in captured:
+        ema = [decay * a + (1 - decay) * t.double() for a, t in zip(ema, theta)]
+    for hand, kept, last, theta in zip(ema, averaged.generator.parameters(), averaged.raw_generator.parameters(),
+                                       captured[-1][2]):
+        assert torch.allclose(kept.double(), hand, rtol=1e-5, atol=1e-7)
+        assert torch.equal(last, theta), "the last captured iterate is the returned raw G"
+    assert not all(torch.equal(a, b) for a, b in zip(averaged.generator.parameters(),
+                                                    averaged.raw_generator.parameters()))
+
+
+def test_averaging_leaves_the_training_trajectory_and_default_checkpoint_unchanged(ema_run):
+    averaged, _, plain, folder = ema_run
+    assert not hasattr(plain, "raw_generator") and sorted(n for n, _ in plain.named_children()) == [
+        "discriminator", "generator"]
+    assert _equal_states(averaged.raw_generator, plain.generator)
+    assert _equal_states(averaged.discriminator, plain.discriminator)
+    saved = load_checkpoint(folder, {"generator": Generator(), "discriminator": Discriminator()})
+    assert saved["modules"] == ["discriminator", "generator"]
+    assert set(saved["config"]) == {f.name for f in dataclasses.fields(GANConfig)} - set(gan_loop.ADDED_FIELDS)
+
+
+def test_averaged_generator_batch_norm_statistics_are_recomputed_for_its_weights(ema_run):
+    averaged, *_ = ema_run
+    copy = Generator(100)
+    copy.load_state_dict(averaged.generator.state_dict())
+    norms = [m for m in copy.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    inputs: dict[torch.nn.Module, list[torch.Tensor]] = {m: [] for m in norms}
+    hooks = [m.register_forward_hook(lambda m, args, out: inputs[m].append(args[0].detach())) for m in norms]
+    noise = torch.Generator().manual_seed(epoch_seed(0, 1) + gan_loop.BN_NOISE_OFFSET)
+    with torch.no_grad():
+        copy.train()
+        for _ in range(gan_loop.BN_BATCHES):
+            copy(torch.randn(100, 100, generator=noise))
+    for hook in hooks:
+        hook.remove()
+    kept = [m for m in averaged.generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    raw = [m for m in averaged.raw_generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm, mine, last in zip(norms, kept, raw):
+        xs = inputs[norm]
+        mean = torch.stack([x.mean((0, 2, 3)) for x in xs]).mean(0)
+        var = torch.stack([x.transpose(0, 1).flatten(1).var(1, unbiased=True) for x in xs]).mean(0)
+        assert torch.allclose(mine.running_mean, mean, rtol=1e-4, atol=1e-6)
+        assert torch.allclose(mine.running_var, var, rtol=1e-4, atol=1e-6)
+        assert int(mine.num_batches_tracked) == gan_loop.BN_BATCHES and mine.momentum == 0.1
+        assert not torch.allclose(mine.running_mean, last.running_mean), "not the raw G's statistics"
+
+
+def _judge() -> Classifier:
+    torch.manual_seed(5)
+    return Classifier(width=4, feature_dim=8).eval()
+
+
+def test_fd_estimate_is_the_frechet_distance_of_seeded_samples():
+    classifier, generator = _judge(), Generator(100)
+    reference = judge(classifier, data.load("MNIST", "train")[0][-200:])[0]
+    value = fd_estimate(classifier, generator, reference, n=60, seed=3)
+    z = torch.randn(60, 100, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        samples = generator.eval()(z).add(1).div(2).clamp(0, 1)
+    generator.train()
+    assert value == pytest.approx(frechet_distance(judge(classifier, samples)[0], reference), rel=1e-4)
+    assert fd_estimate(classifier, generator, reference, n=60, seed=3) == value and generator.training
+    assert fd_estimate(classifier, generator, reference, n=60, seed=4) != value
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        fd_estimate(classifier, generator, reference, n=1)
+
+
+def test_resume_with_averaging_and_selection_is_bit_exact(few_digits, tmp_path):
+    config = GANConfig(batch_size=100, ema_decay=0.9, keep_best=True)
+    extra = {"judge": _judge(), "held_out": few_digits[-200:], "estimate_samples": 100}
+    straight, hist = train_gan(few_digits, config, 2, tmp_path / "a", "cpu", show_progress=False, **extra)
+    train_gan(few_digits, config, 1, tmp_path / "b", "cpu", show_progress=False, **extra)
+    resumed, hist_b = train_gan(few_digits, config, 2, tmp_path / "b", "cpu", show_progress=False, **extra)
+    assert _equal_states(straight, resumed)
+    assert sorted(n for n, _ in straight.named_children()) == ["discriminator", "generator", "raw_generator"]
+    for key in ("d_loss", "fd_estimate_raw", "fd_estimate_ema", "kept_epoch"):
+        assert hist[key] == hist_b[key], key
+    assert len(hist["fd_estimate_ema"]) == 2 and all(math.isfinite(v) for v in hist["fd_estimate_raw"])
+    assert hist["kept_epoch"] == 1 + min(range(2), key=hist["fd_estimate_ema"].__getitem__)
+    saved = load_checkpoint(tmp_path / "b", {k: Generator() for k in ("generator", "generator_ema", "generator_kept")}
+                            | {"discriminator": Discriminator()})
+    assert saved["config"]["ema_decay"] == 0.9 and saved["config"]["keep_best"] is True
+
+
+def test_keep_best_returns_the_epoch_with_the_lowest_train_split_estimate(few_digits, monkeypatch):
+    images, held_out, classifier = few_digits[:100], few_digits[-200:], _judge()
+    scripted = iter([1.0, 9.0, 9.0, 3.0, 0.5, 4.0])  # (raw, averaged) per epoch: the averaged G of epoch 2 wins
+    references = []
+
+    def scripted_estimate(judge_, generator, reference, n, seed):
+        references.append(reference)
+        assert judge_ is classifier and n == 1000 and seed == 0
+        return next(scripted)
+
+    def no_test_split(name, split="train", *args, **kwargs):
+        raise AssertionError(f"training loaded the {split} split itself")
+
+    monkeypatch.setattr(hw5.metrics.gan, "fd_estimate", scripted_estimate)
+    monkeypatch.setattr(data, "load", no_test_split)
+    config = GANConfig(batch_size=100, ema_decay=0.5, keep_best=True)
+    kept, hist = train_gan(images, config, 3, None, "cpu", show_progress=False, judge=classifier, held_out=held_out)
+    assert hist["fd_estimate_raw"] == [1.0, 9.0, 0.5] and hist["fd_estimate_ema"] == [9.0, 3.0, 4.0]
+    assert hist["kept_epoch"] == 2
+    assert all(torch.equal(r, judge(classifier, held_out)[0]) for r in references)
+    two_epochs, _ = train_gan(images, GANConfig(batch_size=100, ema_decay=0.5), 2, None, "cpu", show_progress=False)
+    assert _equal_states(kept.generator, two_epochs.generator), "the averaged G as it was after epoch 2"

@@ -13,7 +13,8 @@ judge is :class:`hw5.models.classifier.Classifier` trained on MNIST:
 * class fractions: how often each digit is predicted among the samples (uniform = 0.1 each: no mode dropped).
 
 Each image set goes through the classifier once (:func:`judge`): the real test set's features are computed
-one time and reused for every comparison.
+one time and reused for every comparison. :func:`fd_estimate` is the DCGAN loop's cheap per-epoch version: a
+generator's samples on a fixed noise draw against features of held-out *training* images (never the test set).
 """
 
 from __future__ import annotations
@@ -93,6 +94,28 @@ def sample_report(classifier: nn.Module, samples: torch.Tensor, real_features: t
     is_mean, is_std = inception_score(probs, splits)
     return {"classifier_is": is_mean, "classifier_is_std": is_std,
             "fd_classifier": frechet_distance(features, real_features), "class_fractions": class_fractions(probs)}
+
+
+@torch.inference_mode()
+def fd_estimate(classifier: nn.Module, generator: nn.Module, reference_features: torch.Tensor, n: int = 1000,
+                seed: int = 0, batch_size: int = 500) -> float:
+    """FD-classifier of ``n`` samples of ``generator`` (a :class:`hw5.models.dcgan.Generator`) against
+    ``reference_features`` (:func:`judge`'s features of real images), as a Python float.
+
+    The noise z (n, latent_dim) is drawn at once from a torch.Generator on the generator's device seeded with
+    ``seed``: the same z on every call, so that successive epochs, or a raw and an averaged generator, are
+    compared on one draw and differ only by their weights. G runs in eval mode (running batch-norm
+    statistics, as :meth:`hw5.models.dcgan.DCGAN.sample` draws), in chunks of ``batch_size``, and its mode is
+    restored. A training loop's cheap per-epoch estimate: with reference features of training images it
+    never looks at the test set.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise ValueError(f"n must be an integer >= 2 (a covariance needs two samples), got {n!r}")
+    device = model_device(generator)
+    z = torch.randn(n, generator.latent_dim, device=device, generator=torch.Generator(device).manual_seed(seed))
+    with eval_mode(generator):
+        images = torch.cat([generator(chunk).float() for chunk in z.split(batch_size)])
+    return frechet_distance(judge(classifier, images.add_(1.0).div_(2.0).clamp_(0.0, 1.0))[0], reference_features)
 
 
 @torch.inference_mode()

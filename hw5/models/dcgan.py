@@ -95,13 +95,24 @@ class Discriminator(nn.Module):
 
 
 class DCGAN(nn.Module):
-    """The pair (G, D), with :meth:`sample` for display."""
+    """The pair (G, D), with :meth:`sample` for display.
+
+    ``generator`` is the G that samples. After :meth:`use_generator` (which :func:`hw5.training.gan.train_gan`
+    calls when it keeps a moving average of G or a selected epoch's G) the last training iterate stays
+    reachable as ``raw_generator``; export such a model with ``modules=["generator", "discriminator"]``.
+    """
 
     def __init__(self, latent_dim: int = 100) -> None:
         super().__init__()
         self.hparams = {"latent_dim": latent_dim}
         self.generator = Generator(latent_dim)
         self.discriminator = Discriminator()
+
+    def use_generator(self, kept: Generator) -> None:
+        """Sample from ``kept`` from now on; the current G becomes ``raw_generator`` (no-op if it is ``kept``)."""
+        if kept is not self.generator:
+            self.raw_generator = self.generator
+            self.generator = kept
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

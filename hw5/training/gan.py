@@ -9,28 +9,58 @@ One step on a batch x of real images (in [-1, 1]) and fresh noise z ~ N(0, I):
 Each optimizer is Adam(lr 2e-4, betas (0.5, 0.999)), the course defaults. Per step the loop logs L_D,
 L_G, mean D(x) and mean D(G(z)); the shared runner (:func:`hw5.training.loop.fit`) keeps them on the
 device, checks them for NaN/inf every ``check_every`` steps, and checkpoints every epoch.
+
+Two options, both off by default (the default config trains bit for bit as the committed 30-epoch run did):
+
+* averaging (``ema_decay`` = d > 0): a moving average of G's weights, theta_ema <- d theta_ema +
+  (1 - d) theta after every G step (Yazici et al., "The Unusual Effectiveness of Averaging in GAN
+  Training", ICLR 2019). A GAN's iterates circle around an equilibrium rather than converge to it under
+  a constant step size; their average sits closer to its centre. Only G is averaged: D keeps training
+  against the raw G, whose trajectory is unchanged by the averaging.
+* selection on the train split (``keep_best``): with a ``judge`` classifier and ``held_out`` training images,
+  each epoch ends with an FD-classifier estimate (:func:`hw5.metrics.gan.fd_estimate`) of the raw and the
+  averaged G, and the G (averaged if enabled) of the epoch with the lowest estimate is kept and returned.
+  The test set never chooses anything.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torch.optim.swa_utils import update_bn
 
 from .. import checks
-from ..data import to_signed
-from ..models.dcgan import DCGAN, GENERATOR_LOSSES, discriminator_loss, generator_loss
-from ..utils import get_device, seed_everything
-from .loop import PRECISIONS, Run, StepInfo, autocast, fit
+from ..data import to_signed, to_unit
+from ..metrics import gan as quality
+from ..models.dcgan import DCGAN, GENERATOR_LOSSES, Generator, discriminator_loss, generator_loss
+from ..utils import epoch_seed, get_device, seed_everything
+from .loop import PRECISIONS, EpochHook, Run, Step, StepInfo, autocast, fit, update_average
 
 LOGGED = ("d_loss", "g_loss", "d_real", "d_fake")
+# Fields added after the committed 30-epoch run, with the values that switch them off: checkpoints record
+# them only when set, so run folders written before they existed still resume (a checkpoint refuses a config
+# that differs from the one it was saved with).
+ADDED_FIELDS = {"ema_decay": 0.0, "keep_best": False}
+BN_BATCHES = 10  # noise batches (of batch_size) over which the averaged G's batch-norm statistics are recomputed
+BN_NOISE_OFFSET = 2**40  # the recomputation's noise stream: epoch_seed(seed, epoch) + this, apart from training's
+ESTIMATE_SAMPLES = 1000  # samples per FD-classifier estimate
 
 
 @dataclass(frozen=True)
 class GANConfig:
-    """What defines a GAN run (budgets such as epochs are arguments of :func:`train_gan`)."""
+    """What defines a GAN run (budgets such as epochs are arguments of :func:`train_gan`).
+
+    ``ema_decay``: d in [0, 1); d > 0 keeps the moving average of G's weights (0: off). ``keep_best``: return
+    the G (averaged if d > 0) of the epoch with the lowest train-split FD estimate (needs ``train_gan``'s
+    ``judge`` and ``held_out``), instead of the last one.
+    """
 
     latent_dim: int = 100
     lr: float = 2e-4
@@ -40,6 +70,8 @@ class GANConfig:
     generator_loss: str = "non_saturating"
     precision: str = "auto"  # bf16 autocast on GPUs, fp32 on CPUs (see training.loop.resolve_precision)
     channels_last: bool = True
+    ema_decay: float = 0.0
+    keep_best: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -51,31 +83,61 @@ class GANConfig:
         checks.choice(self, "generator_loss", GENERATOR_LOSSES)
         checks.choice(self, "precision", PRECISIONS)
         checks.boolean(self, "channels_last")
+        checks.real(self, "ema_decay", 0.0, 1.0, high_open=True)
+        checks.boolean(self, "keep_best")
         checks.integer(self, "seed", 0)
 
+    def identity(self) -> dict[str, Any]:
+        """The config as a checkpoint records it: every field, less the :data:`ADDED_FIELDS` that are off."""
+        fields = dataclasses.asdict(self)
+        return {k: v for k, v in fields.items() if k not in ADDED_FIELDS or v != ADDED_FIELDS[k]}
 
-def train_gan(images: torch.Tensor, config: GANConfig, epochs: int, run_dir: str | Path | None = None,
-              device: str | torch.device | None = None, show_progress: bool = True,
-              check_every: int = 50) -> tuple[DCGAN, dict[str, Any]]:
-    """Train (or resume) a DCGAN on ``images`` (uint8 or [0, 1] floats, (N, 28, 28)) for ``epochs`` epochs.
 
-    With ``run_dir``, every epoch is checkpointed there and a rerun resumes from the last one: asking for
-    more epochs than were done continues the run. Returns the model (in eval mode, on ``device``) and the
-    history: per-step ``d_loss``, ``g_loss``, ``d_real``, ``d_fake``, and ``steps_per_epoch``,
-    ``epoch_seconds``, ``epoch_cpu_seconds``.
+@torch.no_grad()
+def recompute_batch_norm(generator: Generator, config: GANConfig, epoch: int) -> None:
+    """Set the batch-norm running statistics of (averaged) ``generator`` to those of its own weights.
+
+    The running mean and variance of a batch-norm layer describe the activations of the weights that
+    produced them; the averaged weights theta_ema were never run, and their activations' statistics are not
+    the average of the iterates' (they are nonlinear in the weights; the iterates' running statistics also
+    lag by ~1/momentum = 10 steps). So rather than averaging the buffers, they are recomputed for theta_ema,
+    the fix of Izmailov et al. (2018) for averaged weights (``torch.optim.swa_utils.update_bn``): reset, then
+    forward passes in train mode over :data:`BN_BATCHES` noise batches of ``batch_size`` (each layer
+    normalised by its batch statistics, as in training) with momentum None, i.e. the running mean and
+    (unbiased) variance become the plain averages of the K batch statistics. In fp32, as G samples; the noise
+    comes from its own generator seeded from (seed, epoch), so training's random stream is untouched.
     """
-    device = get_device(device)
-    memory = torch.channels_last if config.channels_last else torch.contiguous_format
-    data = to_signed(images, device).contiguous(memory_format=memory)  # (N, 1, 28, 28) in [-1, 1]
-    seed_everything(config.seed)
-    model = DCGAN(config.latent_dim).to(device, memory_format=memory)
-    gen, disc = model.generator, model.discriminator
-    betas = (config.beta1, config.beta2)
-    # the plain (foreach) Adam of the committed 30-epoch run; the fused kernel rounds differently
-    optimizers = {"generator": torch.optim.Adam(gen.parameters(), lr=config.lr, betas=betas),
-                  "discriminator": torch.optim.Adam(disc.parameters(), lr=config.lr, betas=betas)}
-    run = Run("DCGAN", {"generator": gen, "discriminator": disc}, optimizers, config, config.seed, (data,),
-              config.batch_size, LOGGED, drop_last=True)
+    device = next(generator.parameters()).device
+    noise = torch.Generator(device).manual_seed(epoch_seed(config.seed, epoch) + BN_NOISE_OFFSET)
+    batches = [torch.randn(config.batch_size, config.latent_dim, device=device, generator=noise)
+               for _ in range(BN_BATCHES)]
+    update_bn(batches, generator)
+
+
+def _modules(model: DCGAN, config: GANConfig) -> dict[str, nn.Module]:
+    """The checkpointed modules: G and D, plus G's moving average (``generator_ema``) and the kept copy
+    (``generator_kept``) when enabled, both starting as copies of the initial G (no random draws)."""
+    modules: dict[str, nn.Module] = {"generator": model.generator, "discriminator": model.discriminator}
+    if config.ema_decay:
+        modules["generator_ema"] = copy.deepcopy(model.generator).requires_grad_(False)
+    if config.keep_best:
+        modules["generator_kept"] = copy.deepcopy(model.generator).requires_grad_(False)
+    return modules
+
+
+def _check_judging(config: GANConfig, judge: nn.Module | None, held_out: torch.Tensor | None) -> None:
+    if (judge is None) != (held_out is None):
+        raise ValueError("judge and held_out go together: pass both (a trained classifier and held-out training "
+                         "images) for the per-epoch FD estimates, or neither")
+    if config.keep_best and judge is None:
+        raise ValueError("keep_best=True selects an epoch by its FD estimate on held-out training images: pass "
+                         "judge (a trained hw5.models.classifier.Classifier) and held_out (training images)")
+
+
+def _gan_step(config: GANConfig, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+              device: torch.device) -> Step:
+    """The step: a D update, a G update, then (with averaging) the moving average's update."""
+    gen, disc, averaged = modules["generator"], modules["discriminator"], modules.get("generator_ema")
 
     def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
         (real,) = batch
@@ -91,12 +153,92 @@ def train_gan(images: torch.Tensor, config: GANConfig, epochs: int, run_dir: str
         optimizers["generator"].zero_grad(set_to_none=True)
         g_out["loss"].backward()
         optimizers["generator"].step()
+        if averaged is not None:
+            update_average(averaged, gen, config.ema_decay)
         return torch.stack([d_out["loss"], g_out["loss"], d_out["d_real"], d_out["d_fake"]]).detach()
 
-    def keep_steps(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> None:
+    return step
+
+
+def _record(history: dict[str, Any], key: str, epoch: int, value: float) -> None:
+    """history[key][epoch - 1] = value; epochs run without an estimate (an earlier call without judge) hold None."""
+    values = history.setdefault(key, [])
+    values.extend([None] * (epoch - 1 - len(values)))
+    values.append(value)
+
+
+def _score(value: float | None) -> float:
+    """An estimate for comparison: NaN (None after a JSON round trip) counts as +inf, never kept over a number."""
+    return math.inf if value is None or math.isnan(value) else value
+
+
+def _epoch_end(config: GANConfig, modules: dict[str, nn.Module], judge: nn.Module | None,
+               reference: torch.Tensor | None, estimate_samples: int) -> EpochHook:
+    """The per-epoch hook: step logs into the history, the averaged G's batch-norm statistics, the estimates,
+    and the kept copy."""
+    averaged, kept = modules.get("generator_ema"), modules.get("generator_kept")
+    candidates = {"raw": modules["generator"], **({"ema": averaged} if averaged is not None else {})}
+
+    def end(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> dict[str, str]:
         for key, column in zip(LOGGED, log.T.tolist()):
             history[key].extend(column)
+        if averaged is not None:
+            recompute_batch_norm(averaged, config, epoch)
+        if judge is None:
+            return {}
+        for name, generator in candidates.items():
+            value = quality.fd_estimate(judge, generator, reference, estimate_samples, config.seed)
+            _record(history, f"fd_estimate_{name}", epoch, value)
+        shown = {f"fd_{name}": f"{history[f'fd_estimate_{name}'][-1]:.2f}" for name in candidates}
+        if kept is not None:
+            scores = history["fd_estimate_ema" if averaged is not None else "fd_estimate_raw"]
+            if history["kept_epoch"] == 0 or _score(scores[-1]) < _score(scores[history["kept_epoch"] - 1]):
+                kept.load_state_dict(candidates["ema" if averaged is not None else "raw"].state_dict())
+                history["kept_epoch"] = epoch
+            shown["kept"] = str(history["kept_epoch"])
+        return shown
 
-    history = fit(run, epochs, step, history={k: [] for k in LOGGED}, run_dir=run_dir, on_epoch_end=keep_steps,
+    return end
+
+
+def train_gan(images: torch.Tensor, config: GANConfig, epochs: int, run_dir: str | Path | None = None,
+              device: str | torch.device | None = None, show_progress: bool = True, check_every: int = 50,
+              judge: nn.Module | None = None, held_out: torch.Tensor | None = None,
+              estimate_samples: int = ESTIMATE_SAMPLES) -> tuple[DCGAN, dict[str, Any]]:
+    """Train (or resume) a DCGAN on ``images`` (uint8 or [0, 1] floats, (N, 28, 28)) for ``epochs`` epochs.
+
+    With ``run_dir``, every epoch is checkpointed there and a rerun resumes from the last one: asking for
+    more epochs than were done continues the run. Returns the model (in eval mode, on ``device``) and the
+    history: per-step ``d_loss``, ``g_loss``, ``d_real``, ``d_fake``, and ``steps_per_epoch``,
+    ``epoch_seconds``, ``epoch_cpu_seconds``.
+
+    The returned model's ``generator`` is the kept G: the last iterate by default; the moving average with
+    ``config.ema_decay`` > 0; the selected epoch's (averaged) G with ``config.keep_best``. In the latter two
+    cases the last raw iterate is ``model.raw_generator`` (:meth:`hw5.models.dcgan.DCGAN.use_generator`).
+
+    ``judge`` (a trained :class:`hw5.models.classifier.Classifier`) and ``held_out`` (training images, e.g. a
+    slice of the train split; never test images) add per-epoch estimates: ``history["fd_estimate_raw"]``
+    (and ``"fd_estimate_ema"`` with averaging), the FD-classifier of ``estimate_samples`` samples (the same
+    noise every epoch) against ``held_out``; ``history["kept_epoch"]`` says which epoch ``keep_best`` kept.
+    A resumed run must be given the same judge and held-out images for its estimates to be comparable.
+    """
+    _check_judging(config, judge, held_out)
+    device = get_device(device)
+    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+    data = to_signed(images, device).contiguous(memory_format=memory)  # (N, 1, 28, 28) in [-1, 1]
+    reference = None if judge is None else quality.judge(judge, to_unit(held_out, name="held_out"))[0]
+    seed_everything(config.seed)
+    model = DCGAN(config.latent_dim).to(device, memory_format=memory)
+    modules = _modules(model, config)
+    betas = (config.beta1, config.beta2)
+    # the plain (foreach) Adam of the committed 30-epoch run; the fused kernel rounds differently
+    optimizers = {name: torch.optim.Adam(modules[name].parameters(), lr=config.lr, betas=betas)
+                  for name in ("generator", "discriminator")}
+    run = Run("DCGAN", modules, optimizers, config.identity(), config.seed, (data,), config.batch_size, LOGGED,
+              drop_last=True)
+    fresh = {**{k: [] for k in LOGGED}, **({"kept_epoch": 0} if config.keep_best else {})}
+    history = fit(run, epochs, step=_gan_step(config, modules, optimizers, device), history=fresh,
+                  run_dir=run_dir, on_epoch_end=_epoch_end(config, modules, judge, reference, estimate_samples),
                   show_progress=show_progress, check_every=check_every)
+    model.use_generator(modules.get("generator_kept", modules.get("generator_ema", model.generator)))
     return model.eval(), history
