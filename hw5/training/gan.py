@@ -134,9 +134,11 @@ def _check_judging(config: GANConfig, judge: nn.Module | None, held_out: torch.T
                          "judge (a trained hw5.models.classifier.Classifier) and held_out (training images)")
 
 
-def _gan_step(config: GANConfig, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-              device: torch.device) -> Step:
-    """The step: a D update, a G update, then (with averaging) the moving average's update."""
+def gan_step(config: GANConfig, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+             device: torch.device) -> Step:
+    """One training step of :func:`train_gan` on a batch of real images x in [-1, 1] and fresh noise z:
+    a D update on L_D(x, G(z) detached), a G update on L_G(G(z)) with the same fakes, then (with averaging) the
+    moving average's update. Returns the step function the runner calls."""
     gen, disc, averaged = modules["generator"], modules["discriminator"], modules.get("generator_ema")
 
     def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
@@ -237,7 +239,7 @@ def train_gan(images: torch.Tensor, config: GANConfig, epochs: int, run_dir: str
     run = Run("DCGAN", modules, optimizers, config.identity(), config.seed, (data,), config.batch_size, LOGGED,
               drop_last=True)
     fresh = {**{k: [] for k in LOGGED}, **({"kept_epoch": 0} if config.keep_best else {})}
-    history = fit(run, epochs, step=_gan_step(config, modules, optimizers, device), history=fresh,
+    history = fit(run, epochs, step=gan_step(config, modules, optimizers, device), history=fresh,
                   run_dir=run_dir, on_epoch_end=_epoch_end(config, modules, judge, reference, estimate_samples),
                   show_progress=show_progress, check_every=check_every)
     model.use_generator(modules.get("generator_kept", modules.get("generator_ema", model.generator)))
