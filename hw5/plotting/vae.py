@@ -162,7 +162,8 @@ def tsne_by_value(embeddings: Mapping[str, np.ndarray], values: np.ndarray, labe
     """The same 2-D maps coloured by a continuous per-image quantity (e.g. mean brightness); ``centred``
     uses a diverging colour map symmetric about 0 (for deviations from a class mean). ``title`` goes above
     the panels, ``label`` beside the colour bar, ``subtitles[name]`` under each panel's name."""
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings) + 0.8, 5.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings) + 0.8, 5.6), squeeze=False)
+    fig.subplots_adjust(top=0.84 if title else 0.9)
     lo, hi = np.percentile(values, [1, 99])
     if centred:
         lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
@@ -174,5 +175,5 @@ def tsne_by_value(embeddings: Mapping[str, np.ndarray], values: np.ndarray, labe
         ax.set_yticks([])
     fig.colorbar(points, ax=axes[0].tolist(), label=label, fraction=0.03)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, y=0.98)
     return fig
