@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import distributions as D
 
-from hw5.metrics.vae import (class_log_likelihoods, importance_log_weights, iwae_log_likelihoods, iwae_nll,
+from hw5.metrics.vae import (aggregate_posterior_kl, class_log_likelihoods, importance_log_weights,
+                             iwae_log_likelihoods, iwae_bound, likelihood_report, marginal_likelihood_report,
                              marginal_report, negative_elbo)
 from hw5.models.vae import CVAE, VAE, bernoulli_nll, gaussian_kl, log_normal, vae_loss
 
@@ -163,13 +164,13 @@ def test_iwae_bound_is_above_the_elbo_and_grows_with_k(small_trained_vae):
     model, x = small_trained_vae
     labels = torch.zeros(x.shape[0], dtype=torch.long)
     elbo = -negative_elbo(model, x, labels, samples=50)["neg_elbo"]
-    bounds = {k: -iwae_nll(model, x, labels, samples=k, seed=1) for k in (1, 10, 100)}
+    bounds = {k: -iwae_bound(model, x, labels, samples=k, seed=1) for k in (1, 10, 100)}
     assert abs(bounds[1] - elbo) < 0.5  # L_1 is the ELBO (both Monte Carlo, 256 images)
     assert elbo < bounds[10] < bounds[100]
     # other chunkings (one image per chunk; k split into parts of 30 draws) draw other samples, so agree
     # up to Monte Carlo noise (the k = 100 bound varies by ~0.01 nats between seeds here)
     for rows in (100, 30):
-        assert abs(iwae_nll(model, x, labels, samples=100, seed=1, rows_per_chunk=rows) + bounds[100]) < 0.05
+        assert abs(iwae_bound(model, x, labels, samples=100, seed=1, rows_per_chunk=rows) + bounds[100]) < 0.05
 
 
 def test_decoding_one_z_under_every_class_and_interpolation_endpoints():
@@ -198,5 +199,58 @@ def test_class_log_likelihoods_are_per_class_iwae_estimates():
     labels = torch.tensor([0, 1, 2, 3, 4])
     report = marginal_report(ll, labels)
     by_hand = -(torch.logsumexp(ll, 1) - torch.log(torch.tensor(10.0))).mean().item()
-    assert report["marginal_nll"] == pytest.approx(by_hand, rel=1e-6)
+    assert report["marginal_bound"] == pytest.approx(by_hand, rel=1e-6)
     assert report["bayes_accuracy"] == (ll.argmax(1) == labels).float().mean().item()
+
+
+def test_likelihood_report_is_the_elbo_and_the_iwae_bound(small_trained_vae):
+    model, x = small_trained_vae
+    labels = torch.zeros(x.shape[0], dtype=torch.long)
+    report = likelihood_report(model, x[:64], labels[:64], x, labels, elbo_samples=3, iwae_samples=20,
+                               iwae_images=100, seed=2)
+    test = negative_elbo(model, x, labels, samples=3, seed=2)
+    assert report["val_neg_elbo"] == negative_elbo(model, x[:64], labels[:64], samples=3, seed=2)["neg_elbo"]
+    assert (report["test_neg_elbo"], report["test_recon"], report["test_kl"]) == (test["neg_elbo"], test["recon"], test["kl"])
+    assert report["test_iwae_bound"] == iwae_bound(model, x[:100], labels[:100], samples=20, seed=2)
+    assert report["iwae_images"] == 100 and report["iwae_samples"] == 20 and report["iwae_seconds"] >= 0
+    assert likelihood_report(model, x, labels, x, labels, 1, 2, 10_000)["iwae_images"] == x.shape[0]
+
+
+def test_marginal_likelihood_report_sums_the_classes():
+    torch.manual_seed(0)
+    model = CVAE().eval()
+    x, labels = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8), torch.arange(6)
+    report = marginal_likelihood_report(model, x, labels, samples=4, seed=1)
+    expected = marginal_report(class_log_likelihoods(model, x, samples=4, seed=1), labels)
+    assert report["marginal_bound"] == expected["marginal_bound"]
+    assert report["bayes_accuracy"] == expected["bayes_accuracy"]
+    assert report["marginal_samples"] == 4 and report["marginal_images"] == 6
+
+
+def test_aggregate_posterior_kl_splits_the_kl_term_exactly():
+    """mean KL = I + KL(q(z) || p(z)), with I estimated against a brute-force mixture density; I <= log N."""
+    torch.manual_seed(0)
+    model = VAE().eval()
+    x, labels = torch.rand(40, 1, 28, 28), torch.zeros(40, dtype=torch.long)
+    out = aggregate_posterior_kl(model, x, labels, seed=3, rows_per_chunk=7)
+    mu, logvar = model.encode(x)
+    mu, logvar = mu.detach().double(), logvar.detach().double()
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(3)).double()
+    z = mu + eps * torch.exp(0.5 * logvar)
+    q = D.Independent(D.Normal(mu, torch.exp(0.5 * logvar)), 1)  # batch of 40 components
+    log_pairs = q.log_prob(z[:, None, :])  # (40 draws, 40 components)
+    info = (log_pairs.diagonal() - (torch.logsumexp(log_pairs, 1) - math.log(40))).mean().item()
+    assert out["mutual_information"] == pytest.approx(info, abs=1e-6)
+    assert out["kl"] == pytest.approx(gaussian_kl(mu, logvar).mean().item(), rel=1e-9)
+    assert out["aggregate_kl"] == pytest.approx(out["kl"] - out["mutual_information"], abs=1e-9)
+    assert out["mutual_information"] <= out["log_n"] + 1e-9 and out["log_n"] == pytest.approx(math.log(40))
+
+
+def test_aggregate_posterior_kl_of_a_posterior_equal_to_the_prior_is_zero():
+    model = VAE().eval()
+    with torch.no_grad():
+        for layer in (model.fc21, model.fc22):  # mu = 0, logvar = 0 for every image: q(z | x) = p(z)
+            layer.weight.zero_()
+            layer.bias.zero_()
+    out = aggregate_posterior_kl(model, torch.rand(30, 1, 28, 28), torch.zeros(30, dtype=torch.long))
+    assert out["kl"] == 0 and abs(out["mutual_information"]) < 1e-9 and abs(out["aggregate_kl"]) < 1e-9

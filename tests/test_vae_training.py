@@ -15,6 +15,7 @@ from hw5.checkpoint import CheckpointError
 from hw5.metrics.vae import (active_units, class_relative, class_variance_share, elbo_terms, encode_mean,
                              knn_accuracy, linear_probe, linear_r2, negative_elbo, silhouette, tsne_cache_key,
                              tsne_embedding)
+from hw5.metrics import vae as m3
 from hw5.output import cached_array
 from hw5.models.vae import VAE, vae_loss
 from hw5.training.vae import VALIDATION_BATCH, VAEConfig, kl_weight, train_vae
@@ -192,3 +193,145 @@ def test_encoder_means_and_conditional_samples(fashion):
     images, classes = model.class_samples(3, generator=torch.Generator().manual_seed(0))
     assert images.shape == (30, 1, 28, 28) and classes.tolist() == [c for c in range(10) for _ in range(3)]
     assert not hasattr(VAE(), "class_samples"), "class-conditional samples are the C-VAE's alone"
+
+
+# -- Problem 3's reports, tables and figures ---------------------------------------------------------------------
+class _AlwaysClass(torch.nn.Module):
+    """A stand-in classifier that sees class ``c`` in every image."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.c = c
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.full((x.shape[0],), self.c), 10).float() + 0 * self.anchor
+
+
+def test_conditional_sample_report_and_prior_class_shares():
+    torch.manual_seed(0)
+    cvae = VAEConfig(conditional=True).build().eval()
+    report = m3.conditional_sample_report(cvae, _AlwaysClass(3), n_per_class=4, seed=0)
+    assert report["accuracy"] == pytest.approx(0.1)
+    assert report["per_class"] == [0.0, 0.0, 0.0, 1.0] + [0.0] * 6
+    assert report["confusion"].shape == (10, 10) and (report["confusion"][:, 3] == 4).all()
+    assert report["confusion"].sum() == 40
+    shares = m3.prior_class_shares(VAE().eval(), _AlwaysClass(7), n=25, seed=0)
+    assert shares == [0.0] * 7 + [1.0, 0.0, 0.0]
+
+
+def test_manifold_and_snapshot_statistics(fashion):
+    x, y, xv, yv = fashion
+    torch.manual_seed(0)
+    model = VAEConfig(conditional=True).build().eval()
+    mu, mu_val = encode_mean(model, x, y), encode_mean(model, xv, yv)
+    emb = mu_val[:, :2]
+    stats = m3.manifold_statistics(mu_val, yv.numpy(), mu, y.numpy(), embedding=emb, seed=0)
+    assert stats["knn_acc_mu"] == knn_accuracy(mu_val, yv.numpy())
+    assert stats["silhouette_2d"] == silhouette(emb, yv.numpy())
+    assert stats["linear_probe_mu"] == linear_probe(mu, y.numpy(), mu_val, yv.numpy(), seed=0)
+    assert stats["active_units"] == active_units(mu_val) and "knn_acc_2d" in stats
+    assert "knn_acc_2d" not in m3.manifold_statistics(mu_val, yv.numpy(), mu, y.numpy())
+    history = {"val_neg_elbo": [300.0, 290.0, 295.0], "val_kl": [5.0, 6.0, 7.0], "best_epoch": 2, "best_val_loss": 290.0}
+    row = m3.snapshot_statistics(model, history, x, y, xv, yv, seed=0)
+    assert (row["epochs"], row["best_val_neg_elbo"], row["val_kl"]) == (3, 290.0, 6.0)
+    assert row["linear_probe_mu"] == stats["linear_probe_mu"]
+    assert row["class_variance_share_mu"] == pytest.approx(class_variance_share(mu_val, yv.numpy()))
+    assert "   3     290.00    6.00" in m3.snapshot_table([row])
+
+
+def test_style_properties_are_relative_to_the_class(fashion):
+    x, y = fashion[0][:200], fashion[1][:200]
+    props = m3.style_properties(x, y)
+    brightness = x.float().div(255).mean(dim=(1, 2)).numpy()
+    np.testing.assert_allclose(props["brightness"], brightness, rtol=1e-5)
+    for c in range(10):  # class-relative properties have mean 0 within every class
+        assert abs(props["brightness - class mean"][y.numpy() == c].mean()) < 1e-6
+        assert abs(props["width - class mean"][y.numpy() == c].mean()) < 1e-9
+    r2 = m3.style_r2(np.stack([props["brightness"], np.random.default_rng(0).normal(size=200)], 1), props)
+    assert r2["brightness"] == pytest.approx(1.0) and set(r2) == set(props)
+
+
+def test_reconstructions_and_interpolation_rows(fashion):
+    torch.manual_seed(0)
+    models = {"VAE": VAE().eval(), "C-VAE": VAEConfig(conditional=True).build().eval()}
+    x, y = fashion[0][:4], fashion[1][:4]
+    recon = m3.reconstructions(models["C-VAE"], x, y)
+    mu, _ = models["C-VAE"].encode(data.to_unit(x), y)
+    torch.testing.assert_close(recon, torch.sigmoid(models["C-VAE"].decode(mu, y)).view(4, 1, 28, 28))
+    names = [f"class {i}" for i in range(10)]
+    rows = m3.interpolation_rows(models, x, y, [(0, 1)], names, steps=5)
+    key = f"C-VAE: class {int(y[0])} -> class {int(y[1])}"
+    assert list(rows) == [f"VAE: class {int(y[0])} -> class {int(y[1])}", key]
+    assert rows[key].shape == (7, 1, 28, 28)
+    torch.testing.assert_close(rows[key][0], data.to_unit(x[:1])[0])
+    torch.testing.assert_close(rows[key][-1], data.to_unit(x[1:2])[0])
+
+
+def test_tables_print_the_numbers_at_their_stated_precision():
+    lik = {"vae": {"val_neg_elbo": 236.744, "test_neg_elbo": 238.626, "test_recon": 222.745, "test_kl": 15.881,
+                   "test_iwae_bound": 236.328, "iwae_samples": 1000, "iwae_images": 10000}}
+    assert "  VAE   validation 236.74   test 238.63 = reconstruction 222.75 + KL 15.88" in m3.elbo_table(lik, 10)
+    assert "  VAE   236.33, 2.30 below the negative ELBO" in m3.iwae_table(lik)
+    marginal = {"marginal_bound": 235.0787, "marginal_samples": 100, "marginal_images": 10000, "bayes_accuracy": 0.8715}
+    assert m3.marginal_table(marginal, 236.328).splitlines() == [
+        "C-VAE: -log p(x) <= 235.08 nats (k = 100 per class, 10000 test images); VAE: <= 236.33",
+        "its Bayes classifier argmax_c p(x | c): 87% test accuracy"]
+    stats = {"cvae": {"linear_probe_mu": 0.1315, "knn_acc_mu": 0.604, "silhouette_mu": -0.0496,
+                      "class_variance_share_mu": 0.00157, "active_units": 13, "knn_acc_2d": 0.5626,
+                      "silhouette_2d": -0.0678}}
+    assert ("C-VAE linear probe 13%, 5-NN 60%, silhouette -0.05, class share of Var(mu) 0.2%, active units 13/20"
+            in m3.manifold_table(stats, 10000))
+    assert "C-VAE 5-NN class accuracy 56.3%, silhouette -0.068" in m3.map_table(stats)
+    surgery = {"vae": {"kl": 15.881, "mutual_information": 9.033, "aggregate_kl": 6.848, "log_n": 9.2103}}
+    assert m3.surgery_table(surgery, 10000).endswith("  VAE   15.88 = 9.03 + 6.85")
+    assert "  relu      last  240.10   best  240.01   <- chosen" in m3.sweep_table(
+        {"relu": [241.0, 240.01, 240.1], "elu": [243.0, 242.0, 242.5]}, 3)
+    assert "  brightness               VAE 0.93   C-VAE 0.48" in m3.style_table(
+        {"vae": {"brightness": 0.929}, "cvae": {"brightness": 0.484}})
+
+
+def test_problem3_metrics_gathers_every_section():
+    cfg = VAEConfig(ema_decay=0.999)
+    hist = {"val_neg_elbo": [250.0, 240.0], "best_epoch": 2, "epoch_seconds": [1.0, 2.0], "best_val_loss": 240.0}
+    lik = {"test_neg_elbo": 238.6, "test_iwae_bound": 236.3}
+    stats = {"linear_probe_mu": 0.8}
+    surgery = {"mutual_information": 9.0, "aggregate_kl": 6.8, "kl": 15.8, "log_n": 9.2}
+    metrics = m3.problem3_metrics(
+        {"vae": cfg, "cvae": cfg}, {"vae": hist, "cvae": hist}, {"vae": lik, "cvae": lik}, {"vae": stats, "cvae": stats},
+        {"vae": {"brightness": 0.9}, "cvae": {"brightness": 0.5}}, {"vae": surgery, "cvae": surgery},
+        {"marginal_bound": 235.1, "bayes_accuracy": 0.87}, {"accuracy": 0.82, "per_class": [0.8] * 10},
+        {"relu": [241.0, 240.0], "elu": [242.0, 243.0]}, {"vae": {"plain": [239.0], "averaged": [238.0]}}, [],
+        classifier={"test_acc": 0.92})
+    assert metrics["vae"]["test_iwae_bound"] == 236.3 and metrics["vae"]["epochs"] == 2
+    assert metrics["vae"]["ema_decay"] == 0.999 and metrics["vae"]["aggregate_kl"] == 6.8
+    assert metrics["cvae"]["marginal_bound"] == 235.1 and metrics["cvae"]["conditional_sample_acc"] == 0.82
+    assert "marginal_bound" not in metrics["vae"]
+    assert metrics["sweep"] == {"epochs": 2, "best_val": {"relu": 240.0, "elu": 242.0}, "chosen": "relu"}
+    assert metrics["variants_best_val"] == {"vae": {"plain": 239.0, "averaged": 238.0}}
+    assert metrics["train_seconds"] == {"vae": 3.0, "cvae": 3.0} and metrics["classifier"] == {"test_acc": 0.92}
+    summary = m3.training_summary({"vae": cfg}, {"vae": hist}, {"vae": {"plain": [239.0], "averaged": [238.0]}})
+    assert summary.startswith("VAE   kept the averaged iterates: 2 epochs, best validation 240.00 nats at epoch 2")
+
+
+def test_problem3_figures_label_the_models():
+    import matplotlib.pyplot as plt
+
+    from hw5.plotting import vae as P
+
+    fig = P.averaging_figure({"VAE": {"plain": [241.0, 240.0], "averaged": [240.5, 239.0]},
+                              "C-VAE": {"plain": [238.0, 237.0], "averaged": [237.5, 236.0]}})
+    assert [ax.get_title() for ax in fig.axes] == ["VAE: plain vs averaged Adam iterates",
+                                                   "C-VAE: plain vs averaged Adam iterates"]
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["C-VAE, plain iterates",
+                                                                            "C-VAE, averaged iterates"]
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 10
+    fig2 = P.tsne_side_by_side({"VAE": rng.normal(size=(40, 2))}, labels, [f"c{i}" for i in range(10)])
+    colours = [tuple(c.get_facecolor()[0][:3]) for c in fig2.axes[0].collections]
+    assert len(set(colours)) == 10  # one distinct colour per class
+    assert len(set(P.CLASS_COLOURS)) == 10
+    fig3 = P.tsne_by_value({"VAE": rng.normal(size=(40, 2))}, rng.normal(size=40), "value", {"VAE": "R^2 0.5"},
+                           centred=True, title="coloured by value")
+    assert fig3._suptitle.get_text() == "coloured by value" and fig3.axes[0].get_title() == "VAE\nR^2 0.5"
+    plt.close("all")

@@ -1,5 +1,6 @@
 """Problem 3's figures: learning curves, reconstructions, samples, the class grid, interpolations, the
-decoding of one z under every class, and the two t-SNE maps side by side. Plots only draw what they are
+decoding of one z under every class, the plain against the averaged iterates, and the two t-SNE maps
+side by side (coloured by class, or by a per-image quantity). Plots only draw what they are
 given (histories, images, embeddings); they compute nothing about the models."""
 
 from __future__ import annotations
@@ -75,21 +76,43 @@ def sample_grid(images: torch.Tensor, ncol: int, title: str) -> Figure:
     return fig
 
 
+# Fashion-MNIST's classes: the four upper-body garments that overlap most (T-shirt/top, Pullover, Coat,
+# Shirt) get the four most distinct hues (blue, green, red, orange); the others get hues kept away from those.
+CLASS_COLOURS = ("#1f77b4", "#8c564b", "#2ca02c", "#9467bd", "#d62728",
+                 "#bcbd22", "#ff7f0e", "#17becf", "#7f7f7f", "#e377c2")
+
+
 def tsne_side_by_side(embeddings: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str],
                       subtitles: Mapping[str, str] | None = None) -> Figure:
-    """The 2-D t-SNE maps of several models next to each other, points coloured by class, one legend."""
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(6.2 * len(embeddings), 6.2), squeeze=False)
-    cmap = plt.get_cmap("tab10")
+    """The 2-D t-SNE maps of several models next to each other, points coloured by class (the palette
+    :data:`CLASS_COLOURS`, which tells the four kinds of tops apart), one legend."""
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(6.2 * len(embeddings), 6.6), squeeze=False)
+    colours = [CLASS_COLOURS[c % len(CLASS_COLOURS)] for c in range(len(class_names))]
     for ax, (name, emb) in zip(axes[0], embeddings.items()):
-        for c, cname in enumerate(class_names):
+        for c in np.random.default_rng(0).permutation(len(class_names)):  # no class always drawn on top
             pts = emb[labels == c]
-            ax.scatter(pts[:, 0], pts[:, 1], s=2, color=cmap(c), alpha=0.6, label=cname, rasterized=True)
+            ax.scatter(pts[:, 0], pts[:, 1], s=2.5, color=colours[c], alpha=0.7, linewidths=0, rasterized=True)
         ax.set_title(name + ("\n" + subtitles[name] if subtitles and name in subtitles else ""), fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(c), label=n) for c, n in enumerate(class_names)]
-    fig.legend(handles=handles, loc="lower center", ncol=len(class_names), fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    handles = [plt.Line2D([], [], marker="o", ls="", ms=7, color=colours[c], label=n)
+               for c, n in enumerate(class_names)]
+    fig.legend(handles=handles, loc="lower center", ncol=(len(class_names) + 1) // 2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def averaging_figure(curves: Mapping[str, Mapping[str, Sequence[float]]], span: float = 6.0) -> Figure:
+    """Validation negative ELBO per epoch of the plain and the averaged iterates, one panel per model:
+    ``curves`` maps a model's label ("VAE", "C-VAE") to {variant: curve}; each panel shows the ``span``
+    nats above its lowest point."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 3.6), squeeze=False)
+    for ax, (model, variants) in zip(axes[0], curves.items()):
+        plot_curves(ax, {f"{model}, {v} iterates": c for v, c in variants.items()},
+                    ylabel="validation neg. ELBO (nats)", title=f"{model}: plain vs averaged Adam iterates")
+        lo = min(min(c) for c in variants.values())
+        ax.set_ylim(lo - 0.5, lo + span)
+    fig.tight_layout()
     return fig
 
 
@@ -134,10 +157,13 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: s
 
 
 def tsne_by_value(embeddings: Mapping[str, np.ndarray], values: np.ndarray, label: str,
-                  subtitles: Mapping[str, str] | None = None, centred: bool = False) -> Figure:
+                  subtitles: Mapping[str, str] | None = None, centred: bool = False,
+                  title: str | None = None) -> Figure:
     """The same 2-D maps coloured by a continuous per-image quantity (e.g. mean brightness); ``centred``
-    uses a diverging colour map symmetric about 0 (for deviations from a class mean)."""
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings) + 0.8, 5.0), squeeze=False)
+    uses a diverging colour map symmetric about 0 (for deviations from a class mean). ``title`` goes above
+    the panels, ``label`` beside the colour bar, ``subtitles[name]`` under each panel's name."""
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings) + 0.8, 5.6), squeeze=False)
+    fig.subplots_adjust(top=0.84 if title else 0.9)
     lo, hi = np.percentile(values, [1, 99])
     if centred:
         lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
@@ -148,4 +174,6 @@ def tsne_by_value(embeddings: Mapping[str, np.ndarray], values: np.ndarray, labe
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(points, ax=axes[0].tolist(), label=label, fraction=0.03)
+    if title:
+        fig.suptitle(title, fontsize=11, y=0.98)
     return fig
