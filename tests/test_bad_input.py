@@ -319,8 +319,9 @@ def test_a_source_checkout_is_a_pyproject_declaring_hw5(tmp_path, text, expected
 
 def test_an_installed_hw5_used_from_another_folder_writes_nothing_into_site_packages(tmp_path):
     """pip install --target (a non-editable install) of this checkout; import it with PYTHONPATH from an
-    unrelated folder, load a dataset and shipped weights: outputs and caches go to the user cache and the
-    working folder, and not one file under the install target changes."""
+    unrelated folder, load a dataset and shipped weights, train one epoch of each family into a folder of the
+    user's choosing: caches go to the user cache, runs where asked, default outputs to the working folder, and
+    not one file under the install target changes."""
     if not SHARED.is_dir():
         pytest.skip("no ../shared/data beside the repository")
     src, target = tmp_path / "src", tmp_path / "site"
@@ -343,11 +344,22 @@ def test_an_installed_hw5_used_from_another_folder_writes_nothing_into_site_pack
         from pathlib import Path
         import hw5
         from hw5 import data, locations
+        from hw5.training.classifier import ClassifierConfig, train_classifier
+        from hw5.training.gan import GANConfig, train_gan
+        from hw5.training.rbm import RBMConfig, train_rbm
+        from hw5.training.vae import VAEConfig, train_vae
         x, y = data.load("MNIST", "test", roots=[Path(sys.argv[1])], allow_download=False)
         model = hw5.pretrained("rbm_M16", "cpu")
+        runs, xs, ys = Path("my_runs"), x[:64], y[:64]  # one epoch of each family, into a folder the user chose
+        train_gan(xs, GANConfig(batch_size=32), 1, runs / "gan", "cpu", show_progress=False)
+        train_rbm(xs, RBMConfig(hidden=8, batch_size=32), 1, runs / "rbm", "cpu", show_progress=False)
+        train_vae(xs, ys, xs, ys, VAEConfig(batch_size=32), 1, run_dir=runs / "vae", device="cpu", show_progress=False)
+        train_classifier(xs, ys, ClassifierConfig(batch_size=32), 1, runs / "clf", "cpu", show_progress=False)
+        settings = hw5.Settings.from_env({})
         print(json.dumps({"file": hw5.__file__, "source_root": locations.SOURCE_ROOT and str(locations.SOURCE_ROOT),
                           "output": str(locations.default_output_root()), "cache": str(locations.default_cache_dir()),
-                          "roots": [str(r) for r in locations.default_data_roots()], "n": int(y.numel())}))
+                          "roots": [str(r) for r in locations.default_data_roots()], "n": int(y.numel()),
+                          "settings_out": str(settings.out), "weights": str(settings.weights_dir())}))
     """)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "XDG_CACHE_HOME": str(xdg),
            "PYTHONPATH": str(target), "PYTHONDONTWRITEBYTECODE": "1"}  # .pyc files are Python's, not hw5's
@@ -367,7 +379,10 @@ def test_an_installed_hw5_used_from_another_folder_writes_nothing_into_site_pack
     assert report["n"] == 10_000
     assert snapshot() == before, "the installed package folder changed"
     assert len(list((xdg / "hw5" / "data" / "cache" / "MNIST").glob("test-*.npy"))) == 2
-    assert list(cwd.iterdir()) == []
+    assert [p.name for p in cwd.iterdir()] == ["my_runs"], "only the run folder the user chose was written"
+    assert sorted(p.name for p in (cwd / "my_runs").iterdir()) == ["clf", "gan", "rbm", "vae"]
+    assert all((cwd / "my_runs" / name / "checkpoint.json").is_file() for name in ("clf", "gan", "rbm", "vae"))
+    assert Path(report["settings_out"]) == cwd and Path(report["weights"]) == cwd / "weights"
 
 
 # ---------------------------------------------------------------- scripts
