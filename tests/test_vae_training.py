@@ -335,3 +335,17 @@ def test_problem3_figures_label_the_models():
                            centred=True, title="coloured by value")
     assert fig3._suptitle.get_text() == "coloured by value" and fig3.axes[0].get_title() == "VAE\nR^2 0.5"
     plt.close("all")
+
+
+def test_plain_and_averaged_runs_keep_the_better_variant(fashion, tmp_path):
+    from hw5.training.vae import train_plain_and_averaged
+
+    config, (model, history), curves = train_plain_and_averaged(*fashion, VAEConfig(), 0.9, 2, None, tmp_path, "vae")
+    assert sorted(curves) == ["averaged", "plain"] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "vae-averaged", "vae-plain"]
+    best = {v: min(c) for v, c in curves.items()}
+    assert config.ema_decay == (0.9 if best["averaged"] < best["plain"] else 0.0)
+    assert history["best_val_loss"] == min(best.values())
+    again, _ = train_vae(*fashion, config, 2, run_dir=tmp_path / f"vae-{'averaged' if config.ema_decay else 'plain'}",
+                         show_progress=False)  # the kept variant's checkpoint answers at once
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))

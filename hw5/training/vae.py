@@ -17,6 +17,7 @@ the best-validation weights.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,22 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
                   stop_before=patience_ran_out, show_progress=show_progress)
     history["stopped_early"] = patience_ran_out(len(history["val_neg_elbo"]) + 1, history)
     return best.eval(), history
+
+
+def train_plain_and_averaged(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
+                             val_labels: torch.Tensor, config: VAEConfig, ema_decay: float, epochs: int,
+                             patience: int | None, runs: str | Path, name: str,
+                             device: str | torch.device | None = None
+                             ) -> tuple[VAEConfig, tuple[VAE, dict[str, Any]], dict[str, list[float]]]:
+    """:func:`train_vae` twice, with plain iterates (``ema_decay`` 0) and with averaged ones (``ema_decay``), each
+    checkpointed in ``<runs>/<name>-plain`` / ``<runs>/<name>-averaged``; the variant with the lower best
+    validation -ELBO is kept. Returns (the kept variant's config, its (model, history), the validation -ELBO
+    curves of both variants by name)."""
+    decays = {"plain": 0.0, "averaged": ema_decay}
+    done = {variant: train_vae(train_images, train_labels, val_images, val_labels,
+                               dataclasses.replace(config, ema_decay=decay), epochs, patience,
+                               Path(runs) / f"{name}-{variant}", device, show_progress=False)
+            for variant, decay in decays.items()}
+    kept = min(done, key=lambda variant: done[variant][1]["best_val_loss"])
+    curves = {variant: history["val_neg_elbo"] for variant, (_, history) in done.items()}
+    return dataclasses.replace(config, ema_decay=decays[kept]), done[kept], curves
