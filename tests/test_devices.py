@@ -76,7 +76,7 @@ def test_vae_evaluation(device):
         bounds = V.iwae_log_likelihoods(there, x, y, samples=4)
         assert bounds.device.type == device and bounds.shape == (40,)
         np.testing.assert_allclose(V.encode_mean(cpu, x, y), V.encode_mean(there, x, y), rtol=1e-4, atol=1e-5)
-        assert isinstance(V.iwae_nll(there, x, y, samples=3), float)
+        assert isinstance(V.iwae_bound(there, x, y, samples=3), float)
         path = there.interpolate(x[0].float() / 255, x[1].float() / 255, 2, 5, steps=4)
         assert path.device.type == device and path.shape == (4, 1, 28, 28)
     ll = V.class_log_likelihoods(there, x[:6], samples=3)
