@@ -42,9 +42,11 @@ import baselines  # noqa: E402
 
 from hw5 import data  # noqa: E402
 from hw5.models.dcgan import DCGAN  # noqa: E402
-from hw5.training.gan import GANConfig, train_gan  # noqa: E402
-from hw5.training.rbm import RBMConfig, train_rbm  # noqa: E402
-from hw5.training.vae import VAEConfig, train_vae  # noqa: E402
+from hw5.models.rbm import RBMConfig  # noqa: E402
+from hw5.models.vae import VAEConfig  # noqa: E402
+from hw5.training.gan import GANTraining, train_gan  # noqa: E402
+from hw5.training.rbm import RBMTraining, train_rbm  # noqa: E402
+from hw5.training.vae import VAETraining, train_vae  # noqa: E402
 from hw5.utils import device_description, get_device  # noqa: E402
 
 
@@ -181,23 +183,23 @@ def main() -> None:
              "vae": (40, 400 if not gpu else 600), "cvae": (40, 400 if not gpu else 600)}
     cases = {
         "gan": (
-            lambda n: train_gan(mnist[: n * 200], GANConfig(), 1, None, device, show_progress=False),
+            lambda n: train_gan(mnist[: n * 200], GANTraining(), 1, None, device, show_progress=False),
             lambda n: baselines.gan_epoch(DCGAN().to(device), baselines.loader(mnist, mnist_y, 200, signed=True),
                                           device, n),
         ),
         "rbm": (
-            lambda n: train_rbm(kmnist[: n * 128], RBMConfig(hidden=256), 1, None, device, show_progress=False),
+            lambda n: train_rbm(kmnist[: n * 128], RBMTraining(RBMConfig(hidden=256)), 1, None, device, show_progress=False),
             lambda n: baselines.rbm_epoch(baselines.TemplateRBM(F=256).to(device),
                                           baselines.loader(kmnist, kmnist_y, 128), device, n),
         ),
         "vae": (
-            lambda n: train_vae(fashion[: n * 128], fashion_y[: n * 128], val, val_y, VAEConfig(), 1, None, None,
+            lambda n: train_vae(fashion[: n * 128], fashion_y[: n * 128], val, val_y, VAETraining(), 1, None, None,
                                 device, show_progress=False),
             lambda n: baselines.vae_epoch(baselines.TemplateVAE().to(device),
                                           baselines.loader(fashion, fashion_y, 128), device, n),
         ),
         "cvae": (
-            lambda n: train_vae(fashion[: n * 128], fashion_y[: n * 128], val, val_y, VAEConfig(conditional=True),
+            lambda n: train_vae(fashion[: n * 128], fashion_y[: n * 128], val, val_y, VAETraining(VAEConfig(conditional=True)),
                                 1, None, None, device, show_progress=False),
             lambda n: baselines.vae_epoch(baselines.TemplateVAE(conditional=True).to(device),
                                           baselines.loader(fashion, fashion_y, 128), device, n),

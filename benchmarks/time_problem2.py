@@ -1,5 +1,5 @@
 """Wall time of Problem 2's full training: three GB-RBMs (M = 16, 64, 256), CD-5, 25 epochs, all 60,000
-KMNIST training images, exactly the notebook's recipe (``RBMConfig(hidden=M)``), without checkpoints or
+KMNIST training images, exactly the notebook's recipe (``RBMTraining(RBMConfig(hidden=M))``), without checkpoints or
 per-epoch evaluation.
 
     python benchmarks/time_problem2.py                # default device (cuda when available)
@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hw5 import data  # noqa: E402
-from hw5.training.rbm import RBMConfig, train_rbm  # noqa: E402
+from hw5.models.rbm import RBMConfig  # noqa: E402
+from hw5.training.rbm import RBMTraining, train_rbm  # noqa: E402
 from hw5.utils import device_description, get_device  # noqa: E402
 
 
@@ -34,7 +35,7 @@ def main() -> None:
     total = 0.0
     for hidden in (16, 64, 256):
         start = time.perf_counter()
-        _, history = train_rbm(images, RBMConfig(hidden=hidden), args.epochs, None, device, show_progress=False)
+        _, history = train_rbm(images, RBMTraining(RBMConfig(hidden=hidden)), args.epochs, None, device, show_progress=False)
         seconds = time.perf_counter() - start
         total += seconds
         print(f"M = {hidden:3d}: {seconds:6.1f} s ({seconds / args.epochs:.2f} s per epoch), "

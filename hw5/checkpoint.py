@@ -50,8 +50,11 @@ class CheckpointError(ValueError):
 
 
 def config_dict(config: Any) -> dict[str, Any]:
-    """A JSON-normalised dict of a dataclass or mapping (tuples become lists, as after a JSON round trip)."""
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+    """A JSON-normalised dict of a dataclass or mapping (tuples become lists, as after a JSON round trip); a
+    training config is recorded by its flat :meth:`hw5.configs.TrainingConfig.identity`."""
+    if hasattr(config, "identity"):
+        config = config.identity()
+    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
         config = dataclasses.asdict(config)
     return json.loads(json.dumps(_jsonable(dict(config))))
 

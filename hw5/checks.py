@@ -48,3 +48,16 @@ def boolean(obj: Any, name: str) -> None:
     """``obj.name`` is True or False."""
     if not isinstance(getattr(obj, name), bool):
         _fail(obj, name, "True or False")
+
+
+def instance(obj: Any, name: str, cls: type) -> None:
+    """``obj.name`` is a ``cls`` (e.g. a training config's ``model`` field holds that model's config)."""
+    if not isinstance(getattr(obj, name), cls):
+        _fail(obj, name, f"a {cls.__name__}")
+
+
+def argument(owner: str, name: str, value: Any, cls: type) -> None:
+    """A constructor's ``name`` argument is a ``cls``: e.g. a model is built from its config, not from numbers."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{owner}({name}=...) takes a {cls.__name__}, got {value!r}; e.g. "
+                        f"{owner}({cls.__name__}(...))")

@@ -2,12 +2,13 @@
 
 Each shipped model is a weights-only checkpoint folder ``hw5/weights/<name>/`` (see
 :mod:`hw5.checkpoint`) whose ``checkpoint.json`` also names the model class (``builder``), its
-constructor arguments (``hparams``) and what the run recorded (epochs, history, metrics). Only classes
+config (``model_config``: the fields of the class's ``config_class``) and what the run recorded (epochs, history, metrics). Only classes
 inside the ``hw5`` package can be built, so a tampered sidecar cannot import arbitrary code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,8 @@ def export_pretrained(name: str, model: nn.Module, config: Any, state: dict[str,
     """Save ``model`` as a weights-only checkpoint ``<root>/<name>/`` that :func:`pretrained` can load with
     ``directory=root`` (no optimizer state); ``root`` is e.g. :meth:`hw5.settings.Settings.weights_dir`.
 
-    ``model.hparams`` must hold its constructor arguments; ``modules`` names the sub-modules to store
+    ``model.config`` is the model's config (the class is built from it: ``type(model)(model.config)``); ``config``
+    the run's (a training config, recorded flat); ``modules`` names the sub-modules to store
     (default: the whole model as ``"model"``); ``state`` is JSON-able (epoch, history, metrics...).
     """
     cls = type(model)
@@ -41,7 +43,7 @@ def export_pretrained(name: str, model: nn.Module, config: Any, state: dict[str,
     names = modules or ["model"]
     directory = Path(root) / name
     state = {"epoch": 0, **state, "builder": f"{cls.__module__}:{cls.__qualname__}",
-             "hparams": dict(model.hparams)}
+             "model_config": dataclasses.asdict(model.config)}
     return save_checkpoint(directory, _submodules(model, names), config, state, tag="final")
 
 
@@ -60,7 +62,7 @@ def pretrained_info(name: str, directory: str | Path | None = None) -> dict[str,
             "run the problem's notebook in full mode to train and export them."
         )
     info = read_sidecar(root / name)
-    for key in ("builder", "hparams"):
+    for key in ("builder", "model_config"):
         if key not in info:
             raise CheckpointError(f"{root / name / SIDECAR} has no {key!r}: it is a training checkpoint, not exported "
                                   "weights; export them with hw5.pretrained.export_pretrained")
@@ -76,7 +78,11 @@ def pretrained(name: str, device: str | torch.device | None = None,
     if not module_name.startswith("hw5."):
         raise CheckpointError(f"{root / name / SIDECAR} names builder {info['builder']!r} outside hw5")
     cls = getattr(importlib.import_module(module_name), qualname)
-    model = cls(**info["hparams"])
+    try:
+        model = cls(cls.config_class(**info["model_config"]))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{root / name / SIDECAR}: its model_config {info['model_config']} does not build a "
+                              f"{qualname} ({error}); re-export the weights with this version of hw5") from error
     load_checkpoint(root / name, _submodules(model, info["modules"]))
     return model.to(get_device(device)).eval()
 

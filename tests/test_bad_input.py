@@ -344,17 +344,18 @@ def test_an_installed_hw5_used_from_another_folder_writes_nothing_into_site_pack
         from pathlib import Path
         import hw5
         from hw5 import data, locations
-        from hw5.training.classifier import ClassifierConfig, train_classifier
-        from hw5.training.gan import GANConfig, train_gan
-        from hw5.training.rbm import RBMConfig, train_rbm
-        from hw5.training.vae import VAEConfig, train_vae
+        from hw5.models.rbm import RBMConfig
+        from hw5.training.classifier import ClassifierTraining, train_classifier
+        from hw5.training.gan import GANTraining, train_gan
+        from hw5.training.rbm import RBMTraining, train_rbm
+        from hw5.training.vae import VAETraining, train_vae
         x, y = data.load("MNIST", "test", roots=[Path(sys.argv[1])], allow_download=False)
         model = hw5.pretrained("rbm_M16", "cpu")
         runs, xs, ys = Path("my_runs"), x[:64], y[:64]  # one epoch of each family, into a folder the user chose
-        train_gan(xs, GANConfig(batch_size=32), 1, runs / "gan", "cpu", show_progress=False)
-        train_rbm(xs, RBMConfig(hidden=8, batch_size=32), 1, runs / "rbm", "cpu", show_progress=False)
-        train_vae(xs, ys, xs, ys, VAEConfig(batch_size=32), 1, run_dir=runs / "vae", device="cpu", show_progress=False)
-        train_classifier(xs, ys, ClassifierConfig(batch_size=32), 1, runs / "clf", "cpu", show_progress=False)
+        train_gan(xs, GANTraining(batch_size=32), 1, runs / "gan", "cpu", show_progress=False)
+        train_rbm(xs, RBMTraining(RBMConfig(hidden=8), batch_size=32), 1, runs / "rbm", "cpu", show_progress=False)
+        train_vae(xs, ys, xs, ys, VAETraining(batch_size=32), 1, run_dir=runs / "vae", device="cpu", show_progress=False)
+        train_classifier(xs, ys, ClassifierTraining(batch_size=32), 1, runs / "clf", "cpu", show_progress=False)
         settings = hw5.Settings.from_env({})
         print(json.dumps({"file": hw5.__file__, "source_root": locations.SOURCE_ROOT and str(locations.SOURCE_ROOT),
                           "output": str(locations.default_output_root()), "cache": str(locations.default_cache_dir()),
@@ -451,11 +452,12 @@ def _digits(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_float_images_in_unit_range_train_exactly_like_their_uint8_originals():
-    from hw5.training.rbm import RBMConfig, train_rbm
+    from hw5.models.rbm import RBMConfig
+    from hw5.training.rbm import RBMTraining, train_rbm
 
     images, _ = _digits()
-    as_uint8, h8 = train_rbm(images, RBMConfig(hidden=8, batch_size=32), 1, device="cpu", show_progress=False)
-    as_float, hf = train_rbm(images.float() / 255, RBMConfig(hidden=8, batch_size=32), 1, device="cpu",
+    as_uint8, h8 = train_rbm(images, RBMTraining(RBMConfig(hidden=8), batch_size=32), 1, device="cpu", show_progress=False)
+    as_float, hf = train_rbm(images.float() / 255, RBMTraining(RBMConfig(hidden=8), batch_size=32), 1, device="cpu",
                              show_progress=False)
     assert torch.equal(as_uint8.W, as_float.W) and h8["train_mse"] == hf["train_mse"]
 
@@ -466,38 +468,39 @@ def test_float_images_in_unit_range_train_exactly_like_their_uint8_originals():
     (lambda x: x[:0], "train_images is empty"),
 ])
 def test_the_vae_loop_refuses_images_it_would_train_on_wrongly(images, message):
-    from hw5.training.vae import VAEConfig, train_vae
+    from hw5.training.vae import VAETraining, train_vae
 
     x, y = _digits()
     with pytest.raises(ValueError, match=message):
-        train_vae(images(x), y, x, y, VAEConfig(), 1, device="cpu", show_progress=False)
+        train_vae(images(x), y, x, y, VAETraining(), 1, device="cpu", show_progress=False)
 
 
 def test_empty_validation_set_and_bad_labels_are_refused():
-    from hw5.training.vae import VAEConfig, train_vae
+    from hw5.training.vae import VAETraining, train_vae
 
     x, y = _digits()
     with pytest.raises(ValueError, match="val_images is empty"):
-        train_vae(x, y, x[:0], y[:0], VAEConfig(), 1, device="cpu", show_progress=False)
+        train_vae(x, y, x[:0], y[:0], VAETraining(), 1, device="cpu", show_progress=False)
     with pytest.raises(ValueError, match=r"train_labels must lie in 0..9"):
-        train_vae(x, y + 10, x, y, VAEConfig(), 1, device="cpu", show_progress=False)
+        train_vae(x, y + 10, x, y, VAETraining(), 1, device="cpu", show_progress=False)
     with pytest.raises(ValueError, match=r"train_labels must be integer class labels of shape \(64,\)"):
-        train_vae(x, y[:10], x, y, VAEConfig(), 1, device="cpu", show_progress=False)
+        train_vae(x, y[:10], x, y, VAETraining(), 1, device="cpu", show_progress=False)
 
 
 def test_a_batch_larger_than_the_data_is_an_error_not_an_untrained_model():
-    from hw5.training.gan import GANConfig, train_gan
+    from hw5.training.gan import GANTraining, train_gan
 
     x, _ = _digits(100)
     with pytest.raises(ValueError, match=r"batch_size 200 is larger than the 100 training images.*no step would run"):
-        train_gan(x, GANConfig(), 1, device="cpu", show_progress=False)
+        train_gan(x, GANTraining(), 1, device="cpu", show_progress=False)
 
 
 def test_fewer_epochs_than_the_run_folder_holds_is_refused(tmp_path):
-    from hw5.training.rbm import RBMConfig, train_rbm
+    from hw5.models.rbm import RBMConfig
+    from hw5.training.rbm import RBMTraining, train_rbm
 
     x, _ = _digits()
-    config = RBMConfig(hidden=8, batch_size=32)
+    config = RBMTraining(RBMConfig(hidden=8), batch_size=32)
     train_rbm(x, config, 2, run_dir=tmp_path, device="cpu", show_progress=False)
     with pytest.raises(ValueError, match=r"already holds 2 epochs .* more than the 1 asked for; ask for epochs >= 2"):
         train_rbm(x, config, 1, run_dir=tmp_path, device="cpu", show_progress=False)

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import baselines  # noqa: E402
 
-from hw5.models.rbm import RBM  # noqa: E402
+from hw5.models.rbm import RBM, RBMConfig  # noqa: E402
 from hw5.models.vae import CVAE, VAE, vae_loss  # noqa: E402
 
 
@@ -22,7 +22,7 @@ def test_template_rbm_free_energy_equals_hw5():
     with torch.no_grad():
         template.v_bias.normal_()
         template.h_bias.normal_()
-    ours = RBM(D=20, F=6, k=5)
+    ours = RBM(RBMConfig(visible=20, hidden=6, gibbs_steps=5))
     ours.load_state_dict({"W": template.W, "b": template.v_bias, "alpha": template.h_bias, "sigma": torch.ones(20)})
     v = torch.randn(9, 20)
     assert torch.allclose(template.free_energy(v), ours.free_energy(v), atol=1e-5)

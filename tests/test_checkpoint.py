@@ -14,7 +14,7 @@ from torch import nn
 from hw5 import checkpoint as ckpt
 from hw5 import files
 from hw5.pretrained import available, export_pretrained, pretrained, pretrained_info
-from hw5.models.classifier import Classifier
+from hw5.models.classifier import Classifier, ClassifierConfig
 
 
 @dataclass(frozen=True)
@@ -162,11 +162,11 @@ def test_optimizer_state_is_read_with_the_weights_only_loader(tmp_path):
 
 
 def test_export_and_pretrained_round_trip(tmp_path):
-    model = Classifier(num_classes=3, width=4, feature_dim=8)
+    model = Classifier(ClassifierConfig(num_classes=3, width=4, feature_dim=8))
     export_pretrained("tiny", model, {"note": "test"}, {"epoch": 2, "history": {"loss": [1.0]}}, tmp_path)
     loaded = pretrained("tiny", device="cpu", directory=tmp_path)
     assert isinstance(loaded, Classifier) and not loaded.training
-    assert loaded.hparams == model.hparams
+    assert loaded.config == model.config
     x = torch.rand(2, 1, 28, 28)
     model.eval()
     assert torch.equal(model(x), loaded(x))
@@ -180,12 +180,21 @@ def test_pretrained_refuses_unknown_names_and_foreign_builders(tmp_path):
         pretrained("nope", directory=tmp_path)
     with pytest.raises(ValueError, match="only hw5 models can be exported"):
         export_pretrained("x", nn.Linear(2, 2), {}, {}, tmp_path)
-    model = Classifier(num_classes=3, width=4, feature_dim=8)
+    model = Classifier(ClassifierConfig(num_classes=3, width=4, feature_dim=8))
     export_pretrained("t", model, {}, {}, tmp_path)
     sidecar = json.loads((tmp_path / "t" / "checkpoint.json").read_text())
     sidecar["builder"] = "os:system"
     (tmp_path / "t" / "checkpoint.json").write_text(json.dumps(sidecar))
     with pytest.raises(ckpt.CheckpointError, match="outside hw5"):
+        pretrained("t", directory=tmp_path)
+    sidecar["builder"] = "hw5.models.classifier:Classifier"
+    sidecar["model_config"] = {"num_classes": 3, "width": 4, "feature_dim": 8, "depth": 2}  # another version's field
+    (tmp_path / "t" / "checkpoint.json").write_text(json.dumps(sidecar))
+    with pytest.raises(ckpt.CheckpointError, match="does not build a Classifier .*re-export"):
+        pretrained("t", directory=tmp_path)
+    del sidecar["model_config"]  # a training checkpoint, not exported weights
+    (tmp_path / "t" / "checkpoint.json").write_text(json.dumps(sidecar))
+    with pytest.raises(ckpt.CheckpointError, match="has no 'model_config'"):
         pretrained("t", directory=tmp_path)
 
 
@@ -198,7 +207,7 @@ def test_train_or_load_trains_exports_and_then_serves_the_shipped_copy(tmp_path,
 
     def train(run_dir):
         calls.append(run_dir)
-        return Classifier(num_classes=3, width=4, feature_dim=8), {"epoch_seconds": [1.0, 2.0], "loss": [3.0, 2.0]}
+        return Classifier(ClassifierConfig(num_classes=3, width=4, feature_dim=8)), {"epoch_seconds": [1.0, 2.0], "loss": [3.0, 2.0]}
 
     settings = Settings(out=tmp_path, device="cpu")
     model, history = train_or_load("tiny", settings, 2, train, {"width": 4}, extra={"note": "x"})

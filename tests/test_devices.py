@@ -17,12 +17,12 @@ from hw5.metrics import rbm as R
 from hw5.metrics import vae as V
 from hw5.models.classifier import Classifier
 from hw5.models.dcgan import DCGAN
-from hw5.models.rbm import RBM
+from hw5.models.rbm import RBM, RBMConfig
 from hw5.models.vae import CVAE, VAE
-from hw5.training.classifier import ClassifierConfig, train_classifier
-from hw5.training.gan import GANConfig, train_gan
-from hw5.training.rbm import RBMConfig, train_rbm
-from hw5.training.vae import VAEConfig, train_vae
+from hw5.training.classifier import ClassifierTraining, train_classifier
+from hw5.training.gan import GANTraining, train_gan
+from hw5.training.rbm import RBMTraining, train_rbm
+from hw5.training.vae import VAETraining, train_vae
 from hw5.utils import get_device, layer_shapes
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -38,7 +38,7 @@ def _on(model: torch.nn.Module, device: str) -> tuple[torch.nn.Module, torch.nn.
     """The same weights on the CPU and on ``device``."""
     torch.manual_seed(0)
     cpu = model.eval()
-    there = type(model)(**model.hparams)
+    there = type(model)(model.config)
     there.load_state_dict(cpu.state_dict())
     return cpu, there.to(device).eval()
 
@@ -90,7 +90,7 @@ def test_vae_evaluation(device):
 
 def test_rbm_evaluation(device):
     x, _ = _images(300)
-    cpu, there = _on(RBM(784, 16, 3), device)
+    cpu, there = _on(RBM(RBMConfig(hidden=16, gibbs_steps=3)), device)
     scores_cpu, scores = R.reconstruction_mse(cpu, x), R.reconstruction_mse(there, x)
     assert scores["meanfield"] == pytest.approx(scores_cpu["meanfield"], rel=1e-4)
     if device == "cpu":
@@ -123,10 +123,10 @@ def test_gan_and_classifier_evaluation(device):
 
 def test_training_loops_take_cpu_data_to_the_device(device):
     x, y = _images(64)
-    gan, _ = train_gan(x, GANConfig(batch_size=32), 1, device=device, show_progress=False)
-    rbm, _ = train_rbm(x, RBMConfig(hidden=8, batch_size=32), 1, device=device, eval_images=x[:16],
+    gan, _ = train_gan(x, GANTraining(batch_size=32), 1, device=device, show_progress=False)
+    rbm, _ = train_rbm(x, RBMTraining(RBMConfig(hidden=8), batch_size=32), 1, device=device, eval_images=x[:16],
                        show_progress=False)
-    vae, _ = train_vae(x, y, x[:16], y[:16], VAEConfig(batch_size=32), 1, device=device, show_progress=False)
-    clf, _ = train_classifier(x, y, ClassifierConfig(batch_size=32), 1, device=device, show_progress=False)
+    vae, _ = train_vae(x, y, x[:16], y[:16], VAETraining(batch_size=32), 1, device=device, show_progress=False)
+    clf, _ = train_classifier(x, y, ClassifierTraining(batch_size=32), 1, device=device, show_progress=False)
     for model in (gan, rbm, vae, clf):
         assert next(model.parameters()).device.type == device and not model.training

@@ -9,10 +9,10 @@ import torch
 
 from hw5.metrics.gan import (class_fractions, frechet_distance, inception_score, judge, nearest_neighbours,
                              sample_report)
-from hw5.models.classifier import Classifier
+from hw5.models.classifier import Classifier, ClassifierConfig
 from hw5.data import random_affine, random_shift, translate
 from hw5.metrics.classifier import classifier_accuracy
-from hw5.training.classifier import ClassifierConfig, train_classifier
+from hw5.training.classifier import ClassifierTraining, train_classifier
 
 
 def test_inception_score_extremes_and_formula():
@@ -47,7 +47,7 @@ def test_frechet_distance_matches_scipy_sqrtm_and_vanishes_on_itself():
 
 
 def test_judge_is_one_pass_of_features_and_softmax():
-    clf = Classifier(width=4, feature_dim=8).eval()
+    clf = Classifier(ClassifierConfig(width=4, feature_dim=8)).eval()
     images = torch.randint(0, 256, (30, 28, 28), dtype=torch.uint8)
     feats, probs = judge(clf, images, batch_size=7)
     x = images.float().div(255).unsqueeze(1)
@@ -59,7 +59,7 @@ def test_judge_is_one_pass_of_features_and_softmax():
 def test_class_fractions_and_sample_report():
     probs = torch.eye(10)[[0, 0, 1, 9]]
     assert class_fractions(probs) == [0.5, 0.25] + [0.0] * 7 + [0.25]
-    clf = Classifier(width=4, feature_dim=8).eval()
+    clf = Classifier(ClassifierConfig(width=4, feature_dim=8)).eval()
     real_features, _ = judge(clf, torch.rand(40, 1, 28, 28))
     report = sample_report(clf, torch.rand(40, 1, 28, 28), real_features, splits=2)
     assert set(report) == {"classifier_is", "classifier_is_std", "fd_classifier", "class_fractions"}
@@ -117,7 +117,7 @@ def test_classifier_training_lowers_the_loss_and_learns():
     labels = torch.arange(256) % 2
     images[labels == 0, :12] += 150
     images[labels == 1, 16:] += 150
-    config = ClassifierConfig(width=4, feature_dim=16, batch_size=32, lr=3e-3)
+    config = ClassifierTraining(ClassifierConfig(width=4, feature_dim=16), batch_size=32, lr=3e-3)
     model, hist = train_classifier(images, labels, config, 3, None, "cpu", show_progress=False)
     assert hist["loss"][-1] < hist["loss"][0]
     assert classifier_accuracy(model, images, labels) > 0.95

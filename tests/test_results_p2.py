@@ -57,7 +57,7 @@ def test_the_record_is_a_full_run_of_the_homeworks_recipe(recorded):
     assert sorted(table.rows) == list(HIDDEN)
     for m in HIDDEN:
         info = hw5.pretrained_info(f"rbm_M{m}")
-        assert info["epoch"] == 25 and info["hparams"]["F"] == m
+        assert info["epoch"] == 25 and info["model_config"]["hidden"] == m
         config = info["config"]
         assert (config["hidden"], config["gibbs_steps"], config["lr"], config["weight_decay"],
                 config["batch_size"], config["seed"]) == (m, 5, 1e-3, 0.0, 128, 42)

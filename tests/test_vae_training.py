@@ -4,7 +4,6 @@ k-NN accuracy / t-SNE cache / probes behave."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ from hw5.metrics.vae import (active_units, class_relative, class_variance_share,
                              tsne_embedding)
 from hw5.metrics import vae as m3
 from hw5.output import cached_array
-from hw5.models.vae import VAE, vae_loss
-from hw5.training.vae import VALIDATION_BATCH, VAEConfig, kl_weight, train_vae
+from hw5.models.vae import VAE, VAEConfig, vae_loss
+from hw5.training.vae import VALIDATION_BATCH, VAETraining, kl_weight, train_vae
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +29,9 @@ def fashion():
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(fashion):
     x, y = data.to_unit(fashion[0][:128]), fashion[1][:128]
-    for cfg in (VAEConfig(), VAEConfig(conditional=True)):
+    for cfg in (VAETraining(), VAETraining(VAEConfig(conditional=True))):
         torch.manual_seed(0)
-        model = cfg.build()
+        model = cfg.model.build()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         gen = torch.Generator().manual_seed(0)
         losses = []
@@ -50,7 +49,8 @@ def _strip_times(history):
     return {k: v for k, v in history.items() if k not in ("epoch_seconds", "epoch_cpu_seconds")}
 
 
-@pytest.mark.parametrize("cfg", [VAEConfig(conditional=True, kl_warmup_epochs=2), VAEConfig(ema_decay=0.9)],
+@pytest.mark.parametrize("cfg", [VAETraining(VAEConfig(conditional=True), kl_warmup_epochs=2),
+                                 VAETraining(ema_decay=0.9)],
                          ids=["cvae-warmup", "vae-ema"])
 def test_resume_after_interruption_reproduces_an_uninterrupted_run(fashion, tmp_path, cfg):
     straight, h_straight = train_vae(*fashion, cfg, epochs=3, show_progress=False)
@@ -63,12 +63,12 @@ def test_resume_after_interruption_reproduces_an_uninterrupted_run(fashion, tmp_
     again, h_again = train_vae(*fashion, cfg, epochs=3, run_dir=tmp_path, show_progress=False)
     assert h_again["epoch_seconds"] == h_resumed["epoch_seconds"]
     with pytest.raises(CheckpointError, match="was saved with config"):
-        train_vae(*fashion, dataclasses.replace(cfg, activation="elu"), epochs=3, run_dir=tmp_path,
+        train_vae(*fashion, cfg.with_model(activation="elu"), epochs=3, run_dir=tmp_path,
                   show_progress=False)
 
 
 def test_returns_best_validation_weights(fashion):
-    cfg = VAEConfig()
+    cfg = VAETraining()
     model, h = train_vae(*fashion, cfg, epochs=4, patience=10, show_progress=False)
     assert len(h["val_neg_elbo"]) == len(h["train_neg_elbo"]) == len(h["kl_weight"]) == 4
     assert h["best_val_loss"] == min(h["val_neg_elbo"]) and not h["stopped_early"]
@@ -82,9 +82,9 @@ def test_returns_best_validation_weights(fashion):
 def test_moving_average_is_what_is_validated_and_returned(fashion, tmp_path):
     from hw5.checkpoint import load_checkpoint
 
-    cfg = VAEConfig(ema_decay=0.99)
+    cfg = VAETraining(ema_decay=0.99)
     model, h = train_vae(*fashion, cfg, epochs=2, run_dir=tmp_path, show_progress=False)
-    raw, avg, best = cfg.build(), cfg.build(), cfg.build()
+    raw, avg, best = cfg.model.build(), cfg.model.build(), cfg.model.build()
     load_checkpoint(tmp_path, {"model": raw, "ema": avg, "best": best}, cfg)
     xv, yv = data.to_unit(fashion[2]), fashion[3]
     assert elbo_terms(avg, xv, yv, seed=0, batch_size=VALIDATION_BATCH)[0].item() == pytest.approx(h["val_neg_elbo"][-1], abs=1e-3)
@@ -97,7 +97,7 @@ def test_early_stopping_keeps_the_best_epoch(fashion):
     """Validated on uniform noise, a model that learns clothes gets worse on the validation split from
     epoch 2 on: with patience 2 the run stops after epoch 3 and returns epoch 1's weights."""
     noise = torch.randint(0, 256, (256, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    cfg = VAEConfig()
+    cfg = VAETraining()
     model, h = train_vae(fashion[0], fashion[1], noise, fashion[3], cfg, epochs=12, patience=2,
                          show_progress=False)
     assert h["best_epoch"] == 1 and len(h["val_neg_elbo"]) == 3 and h["stopped_early"]
@@ -107,19 +107,19 @@ def test_early_stopping_keeps_the_best_epoch(fashion):
 
 
 def test_kl_warmup_schedule_and_config_validation():
-    cfg = VAEConfig(kl_warmup_epochs=2)
+    cfg = VAETraining(kl_warmup_epochs=2)
     assert kl_weight(cfg, 1, 0, 10) == pytest.approx(0.05)
     assert kl_weight(cfg, 2, 9, 10) == 1.0 and kl_weight(cfg, 5, 0, 10) == 1.0
-    assert kl_weight(VAEConfig(), 1, 0, 10) == 1.0
+    assert kl_weight(VAETraining(), 1, 0, 10) == 1.0
     with pytest.raises(ValueError, match="activation must be one of"):
         VAEConfig(activation="swish")
     with pytest.raises(ValueError, match=r"beta2 must be a finite number in \[0, 1\)"):
-        VAEConfig(beta2=1.0)
+        VAETraining(beta2=1.0)
     with pytest.raises(ValueError, match="kl_warmup_epochs must be an integer >= 0"):
-        VAEConfig(kl_warmup_epochs=-1)
+        VAETraining(kl_warmup_epochs=-1)
     images, labels = torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
-        train_vae(images, labels, images, labels, VAEConfig(), epochs=0)
+        train_vae(images, labels, images, labels, VAETraining(), epochs=0)
 
 
 def test_negative_elbo_evaluation_matches_the_loss_and_samples_average(fashion):
@@ -292,7 +292,7 @@ def test_tables_print_the_numbers_at_their_stated_precision():
 
 
 def test_problem3_metrics_gathers_every_section():
-    cfg = VAEConfig(ema_decay=0.999)
+    cfg = VAETraining(ema_decay=0.999)
     hist = {"val_neg_elbo": [250.0, 240.0], "best_epoch": 2, "epoch_seconds": [1.0, 2.0], "best_val_loss": 240.0}
     lik = {"test_neg_elbo": 238.6, "test_iwae_bound": 236.3}
     stats = {"linear_probe_mu": 0.8}
@@ -340,7 +340,7 @@ def test_problem3_figures_label_the_models():
 def test_plain_and_averaged_runs_keep_the_better_variant(fashion, tmp_path):
     from hw5.training.vae import train_plain_and_averaged
 
-    config, (model, history), curves = train_plain_and_averaged(*fashion, VAEConfig(), 0.9, 2, None, tmp_path, "vae")
+    config, (model, history), curves = train_plain_and_averaged(*fashion, VAETraining(), 0.9, 2, None, tmp_path, "vae")
     assert sorted(curves) == ["averaged", "plain"] and sorted(p.name for p in tmp_path.iterdir()) == [
         "vae-averaged", "vae-plain"]
     best = {v: min(c) for v, c in curves.items()}

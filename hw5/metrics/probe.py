@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import random_affine, random_shift, stratified_folds, to_unit, translate
-from ..models.classifier import LinearProbe
+from ..models.classifier import LinearProbe, LinearProbeConfig
 from ..utils import get_device, model_device
 from .common import accuracy, correct
 
@@ -470,7 +470,7 @@ def train_probe(features: torch.Tensor, labels: torch.Tensor, penalty: float, ma
         weight.copy_(init.weight.to(u.device) * std)
         bias.copy_(init.bias.to(u.device) + init.weight.to(u.device) @ mean)
     _lbfgs(u, labels, penalty, max_iter, weight, bias)
-    probe = LinearProbe(u.shape[1], n_classes).to(u.device)
+    probe = LinearProbe(LinearProbeConfig(u.shape[1], n_classes)).to(u.device)
     with torch.no_grad():  # fold the standardisation in: W u + b = (W / s) phi + (b - (W / s) m)
         probe.weight.copy_(weight / std)
         probe.bias.copy_(bias - probe.weight @ mean)

@@ -31,7 +31,7 @@ import torch
 
 from ..data import to_unit
 from ..utils import eval_mode, model_device
-from ..models.rbm import RBM, standardize, to_pixels
+from ..models.rbm import RBM, RBMConfig, standardize, to_pixels
 
 
 @torch.no_grad()
@@ -231,7 +231,7 @@ def hidden_unit_statistics(model: RBM, images: torch.Tensor, batch_size: int = 1
     for start in range(0, x_all.shape[0], batch_size):
         p = model.p_h_given_v(standardize(x_all[start:start + batch_size])[0])  # (B, F)
         undecided += ((p > low) & (p < high)).sum()
-    return {"undecided": float(undecided) / (x_all.shape[0] * model.F),
+    return {"undecided": float(undecided) / (x_all.shape[0] * model.hidden),
             "filter_norm": float(model.W.norm(dim=1).mean())}
 
 
@@ -265,7 +265,7 @@ def derivation_checks(seed: int = 0) -> dict[str, float]:
       numerical integration (trapezoid rule on [-25, 25]), for every i and every h.
     """
     gen = torch.Generator().manual_seed(seed)
-    tiny = RBM(D=3, F=4, k=1, sigma=[0.5, 1.3, 2.0]).double()
+    tiny = RBM(RBMConfig(visible=3, hidden=4, gibbs_steps=1, sigma=(0.5, 1.3, 2.0))).double()
     with torch.no_grad():
         for param in tiny.parameters():
             param.copy_(torch.randn(param.shape, generator=gen, dtype=torch.float64))

@@ -401,7 +401,7 @@ def model_record(config: object, history: dict, likelihood: dict, manifold: dict
     """One model's section of ``metrics.json``: its setting and training length, the likelihood report, the
     manifold statistics, the style R^2 and the split of its KL term."""
     return {**likelihood, "epochs": len(history["val_neg_elbo"]), "best_epoch": history["best_epoch"],
-            "activation": config.activation, "kl_warmup_epochs": config.kl_warmup_epochs,
+            "activation": config.model.activation, "kl_warmup_epochs": config.kl_warmup_epochs,
             "ema_decay": config.ema_decay, **manifold, "style_r2_mu": style,
             "mutual_information": surgery["mutual_information"], "aggregate_kl": surgery["aggregate_kl"]}
 

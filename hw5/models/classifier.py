@@ -11,8 +11,41 @@ whether the C-VAE's class-c samples are recognised as class c.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
+
+from .. import checks
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The CNN's sizes: ``num_classes`` outputs, ``width`` channels in the first block (2 ``width`` in the
+    second), a ``feature_dim``-d penultimate layer, and the ``dropout`` probability before the last layer."""
+
+    num_classes: int = 10
+    width: int = 32
+    feature_dim: int = 128
+    dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("num_classes", "width", "feature_dim"):
+            checks.integer(self, name, 1)
+        checks.real(self, "dropout", 0.0, 1.0, high_open=True)
+
+
+@dataclass(frozen=True)
+class LinearProbeConfig:
+    """One linear layer from ``in_features`` frozen features to ``num_classes`` logits."""
+
+    in_features: int
+    num_classes: int = 10
+
+    def __post_init__(self) -> None:
+        checks.integer(self, "in_features", 1)
+        checks.integer(self, "num_classes", 1)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -27,11 +60,13 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 class Classifier(nn.Module):
     """p(y | x) = softmax(W2 relu(W1 phi_conv(x) + b1) + b2) for x in [0, 1]^{1x28x28}."""
 
-    def __init__(self, num_classes: int = 10, width: int = 32, feature_dim: int = 128,
-                 dropout: float = 0.3) -> None:
+    config_class: ClassVar[type] = ClassifierConfig  # what :func:`hw5.pretrained.pretrained` builds it from
+
+    def __init__(self, config: ClassifierConfig = ClassifierConfig()) -> None:
         super().__init__()
-        self.hparams = {"num_classes": num_classes, "width": width, "feature_dim": feature_dim,
-                        "dropout": dropout}
+        checks.argument("Classifier", "config", config, ClassifierConfig)
+        self.config = config
+        num_classes, width, feature_dim = config.num_classes, config.width, config.feature_dim
         self.convs = nn.Sequential(
             _block(1, width),  # 1x28x28 -> width x14x14
             _block(width, 2 * width),  # width x14x14 -> 2width x7x7
@@ -40,7 +75,7 @@ class Classifier(nn.Module):
             nn.Flatten(),  # (B, 2width, 7, 7) -> (B, 2width*49)
             nn.Linear(2 * width * 49, feature_dim), nn.ReLU(inplace=True),
         )
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(feature_dim, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate representation (B, feature_dim) used by the FD-classifier metric."""
@@ -57,6 +92,9 @@ class LinearProbe(nn.Linear):
     Problem 1.2's probe on the discriminator's 8192-d features (fitted by :mod:`hw5.metrics.probe`).
     """
 
-    def __init__(self, in_features: int, num_classes: int = 10) -> None:
-        super().__init__(in_features, num_classes)
-        self.hparams = {"in_features": in_features, "num_classes": num_classes}
+    config_class: ClassVar[type] = LinearProbeConfig  # what :func:`hw5.pretrained.pretrained` builds it from
+
+    def __init__(self, config: LinearProbeConfig) -> None:
+        checks.argument("LinearProbe", "config", config, LinearProbeConfig)
+        super().__init__(config.in_features, config.num_classes)
+        self.config = config

@@ -18,9 +18,14 @@ apply the sigmoid inside ``binary_cross_entropy_with_logits``, which is exact wh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import checks
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 
@@ -37,14 +42,24 @@ def _init_dcgan(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+@dataclass(frozen=True)
+class DCGANConfig:
+    """The DCGAN's one free size: ``latent_dim``, the dimension of z (100 in Figure 1). The rest of Figure 1's
+    shapes are fixed by the homework."""
+
+    latent_dim: int = 100
+
+    def __post_init__(self) -> None:
+        checks.integer(self, "latent_dim", 1)
+
+
 class Generator(nn.Module):
     """G: z ~ N(0, I_100) -> 1x28x28 image in [-1, 1] (Figure 1's generator)."""
 
     def __init__(self, latent_dim: int = 100) -> None:
         super().__init__()
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        self.hparams = {"latent_dim": latent_dim}
+        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
         self.latent_dim = latent_dim
         self.project = nn.Linear(latent_dim, 256 * 7 * 7, bias=False)  # (B, 100) -> (B, 12544)
         self.body = nn.Sequential(
@@ -71,7 +86,6 @@ class Discriminator(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.hparams: dict = {}
         self.trunk = nn.Sequential(
             nn.Conv2d(1, 64, 4, stride=2, padding=1),  # 1x28x28 -> 64x14x14
             nn.LeakyReLU(0.2, inplace=True),
@@ -102,10 +116,13 @@ class DCGAN(nn.Module):
     reachable as ``raw_generator``; export such a model with ``modules=["generator", "discriminator"]``.
     """
 
-    def __init__(self, latent_dim: int = 100) -> None:
+    config_class: ClassVar[type] = DCGANConfig  # what :func:`hw5.pretrained.pretrained` builds it from
+
+    def __init__(self, config: DCGANConfig = DCGANConfig()) -> None:
         super().__init__()
-        self.hparams = {"latent_dim": latent_dim}
-        self.generator = Generator(latent_dim)
+        checks.argument("DCGAN", "config", config, DCGANConfig)
+        self.config = config
+        self.generator = Generator(config.latent_dim)
         self.discriminator = Discriminator()
 
     def use_generator(self, kept: Generator) -> None:

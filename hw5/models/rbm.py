@@ -1,4 +1,5 @@
-"""Gaussian-Bernoulli restricted Boltzmann machine (the course's ``RBM(D, F, k)`` template).
+"""Gaussian-Bernoulli restricted Boltzmann machine (the course's ``RBM(D, F, k)`` template, built here from an
+:class:`RBMConfig` with ``visible`` = D, ``hidden`` = F, ``gibbs_steps`` = k).
 
 Visible units v in R^D (real valued), hidden units h in {0, 1}^F, where F = M is the number of hidden
 units (the template's name; the homework's M). The free energy is written FE(v), not F(v), so that F
@@ -31,12 +32,15 @@ with its own scalar mean and standard deviation, v = (x - mean(x)) / std(x) (:fu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+import math
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as fn
 from torch import nn
+
+from .. import checks
 
 
 def standardize(x: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,36 +74,53 @@ class GibbsChain(NamedTuple):
     logits_0: torch.Tensor
 
 
-class RBM(nn.Module):
-    """Gaussian-Bernoulli RBM with D visible and F hidden units and CD-k (k Gibbs steps).
+@dataclass(frozen=True)
+class RBMConfig:
+    """The RBM's sizes: ``visible`` = D units (784 for 28x28 images), ``hidden`` = M = F units (the homework's M,
+    the template's F), ``gibbs_steps`` = k of CD-k, and ``sigma``, the visible units' standard deviation in the
+    energy: one positive float for all (the template's 1), or ``visible`` values (a tuple, one per unit)."""
 
-    ``F`` = M is the number of hidden units. Parameters (the template's): ``W`` (F, D) with entries drawn
-    from N(0, 1e-4) (variance 1e-4, i.e. standard deviation 1e-2: ``randn * 1e-2``), visible bias ``b`` (D,) = 0, hidden bias
-    ``alpha`` (F,) = 0. ``sigma`` (D,) is a buffer, the per-visible standard deviation of the energy
-    (not trained; the template's sigma_i = 1). ``sigma`` may be a positive float or D positive values.
+    visible: int = 784
+    hidden: int = 64
+    gibbs_steps: int = 5
+    sigma: float | tuple[float, ...] = 1.0
+
+    def __post_init__(self) -> None:
+        checks.integer(self, "visible", 1)
+        checks.integer(self, "hidden", 1)
+        checks.integer(self, "gibbs_steps", 1)
+        if isinstance(self.sigma, (list, tuple)):
+            object.__setattr__(self, "sigma", tuple(self.sigma))  # frozen and hashable
+            if len(self.sigma) != self.visible or not all(
+                    isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0
+                    for s in self.sigma):
+                raise ValueError(f"RBMConfig.sigma must be one positive finite float or {self.visible} of them (one "
+                                 f"per visible unit), got {len(self.sigma)} values {self.sigma[:4]}...")
+        else:
+            checks.real(self, "sigma", 0.0, low_open=True)
+
+
+class RBM(nn.Module):
+    """Gaussian-Bernoulli RBM with D = ``config.visible`` visible and F = ``config.hidden`` hidden units, trained
+    by CD-k with k = ``config.gibbs_steps``.
+
+    Parameters (the template's, and its names): ``W`` (F, D) with entries drawn from N(0, 1e-4) (variance 1e-4,
+    i.e. standard deviation 1e-2: ``randn * 1e-2``), visible bias ``b`` (D,) = 0, hidden bias ``alpha`` (F,) = 0.
+    ``sigma`` (D,) is a buffer, the per-visible standard deviation of the energy (not trained; the template's
+    sigma_i = 1).
     """
 
-    def __init__(self, D: int = 784, F: int = 64, k: int = 5, sigma: float | Sequence[float] = 1.0) -> None:
+    config_class: ClassVar[type] = RBMConfig  # what :func:`hw5.pretrained.pretrained` builds it from
+
+    def __init__(self, config: RBMConfig = RBMConfig()) -> None:
         super().__init__()
-        for name, value in (("D (visible units)", D), ("F (hidden units M)", F), ("k (Gibbs steps)", k)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        sigma_t = torch.as_tensor(sigma, dtype=torch.float32)
-        if sigma_t.ndim == 0:
-            sigma_t = sigma_t.expand(D)
-        if sigma_t.shape != (D,):
-            raise ValueError(f"sigma must be a float or {D} values (one per visible unit), got shape "
-                             f"{tuple(sigma_t.shape)}")
-        if not bool(torch.all(sigma_t > 0)) or not bool(torch.all(torch.isfinite(sigma_t))):
-            raise ValueError(f"sigma must be positive and finite (it is a standard deviation), got "
-                             f"min {sigma_t.min().item():g}")
-        self.hparams = {"D": D, "F": F, "k": k,
-                        "sigma": float(sigma) if isinstance(sigma, (int, float)) else sigma_t.tolist()}
-        self.D, self.F, self.k = D, F, k
-        self.W = nn.Parameter(torch.randn(F, D) * 1e-2)
-        self.b = nn.Parameter(torch.zeros(D))
-        self.alpha = nn.Parameter(torch.zeros(F))
-        self.register_buffer("sigma", sigma_t.clone())
+        checks.argument("RBM", "config", config, RBMConfig)
+        self.config = config
+        self.visible, self.hidden, self.gibbs_steps = config.visible, config.hidden, config.gibbs_steps
+        self.W = nn.Parameter(torch.randn(config.hidden, config.visible) * 1e-2)
+        self.b = nn.Parameter(torch.zeros(config.visible))
+        self.alpha = nn.Parameter(torch.zeros(config.hidden))
+        self.register_buffer("sigma", torch.as_tensor(config.sigma, dtype=torch.float32).expand(config.visible).clone())
 
     # --- conditionals ----------------------------------------------------------------------------------
 
@@ -153,7 +174,7 @@ class RBM(nn.Module):
     @torch.no_grad()
     def gibbs_chain(self, v: torch.Tensor, k: int | None = None, generator: torch.Generator | None = None,
                     collapsed: bool | None = None) -> GibbsChain:
-        """k steps (default ``self.k``) of block Gibbs sampling from v_0 = ``v`` (B, D)::
+        """k steps (default ``gibbs_steps`` of the config) of block Gibbs sampling from v_0 = ``v`` (B, D)::
 
             h_t ~ p(h | v_t) = Bernoulli(sigmoid(alpha + W v_t / sigma)),
             v_{t+1} ~ p(v | h_t) = N(b + sigma W^T h_t, diag(sigma^2)),      t = 0 .. k-1.
@@ -172,11 +193,11 @@ class RBM(nn.Module):
         only the last visible sample is drawn in R^D. Falls back to the plain chain if the Cholesky
         factorisation fails (W W^T singular to working precision, e.g. a hidden unit whose weights are 0).
         """
-        k = self.k if k is None else k
+        k = self.gibbs_steps if k is None else k
         if k < 1:
             raise ValueError(f"k (Gibbs steps) must be >= 1, got {k}")
         W = self.W
-        collapsed = (k > 1 and self.F < self.D) if collapsed is None else collapsed
+        collapsed = (k > 1 and self.hidden < self.visible) if collapsed is None else collapsed
         u = v / self.sigma
         c = self.b / self.sigma  # the visible bias in u units
         logits_0 = torch.addmm(self.alpha, u, W.t())  # (B, D) @ (D, F) -> (B, F)

@@ -26,10 +26,14 @@ for display and sampling. Nothing here loads data or writes files.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import checks
 
 N_IN, N_HID, Z_DIM, N_CLASSES = 784, 400, 20, 10  # fixed by the course template
 ACTIVATIONS = {
@@ -42,12 +46,22 @@ ACTIVATIONS = {
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def _check_template(n_in: int, n_hid: int, z_dim: int, n_classes: int) -> None:
-    fixed = {"n_in": (n_in, N_IN), "n_hid": (n_hid, N_HID), "z_dim": (z_dim, Z_DIM), "n_classes": (n_classes, N_CLASSES)}
-    for name, (got, want) in fixed.items():
-        if got != want:
-            raise ValueError(f"{name}={got}, but the course template fixes {name}={want} (784 = 28x28 pixels, "
-                             "400 hidden units, a 20-d latent, 10 Fashion-MNIST classes); use the default.")
+@dataclass(frozen=True)
+class VAEConfig:
+    """What the course template leaves open in the model: ``conditional`` (the C-VAE, :class:`CVAE`, or the VAE)
+    and the hidden ``activation`` (one of :data:`ACTIVATIONS`; the template's ReLU by default). The sizes
+    784-400-20 (+10 classes) are fixed by the template."""
+
+    conditional: bool = False
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        checks.boolean(self, "conditional")
+        checks.choice(self, "activation", sorted(ACTIVATIONS))
+
+    def build(self) -> VAE:
+        """A fresh (untrained) model of this config: a :class:`CVAE` if ``conditional``, else a :class:`VAE`."""
+        return (CVAE if self.conditional else VAE)(self)
 
 
 class VAE(nn.Module):
@@ -57,24 +71,26 @@ class VAE(nn.Module):
     ``encode(x, c)``, ``reparameterize(mu, logvar)``, ``decode(z, c)``, ``forward(x, c)``, ``sample(n, c)``.
     """
 
+    config_class: ClassVar[type] = VAEConfig  # what :func:`hw5.pretrained.pretrained` builds it from
+
     conditional = False
 
-    def __init__(self, n_in: int = N_IN, n_hid: int = N_HID, z_dim: int = Z_DIM, n_classes: int = N_CLASSES,
-                 activation: str = "relu") -> None:
+    def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__()
-        _check_template(n_in, n_hid, z_dim, n_classes)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.hparams = {"n_in": n_in, "n_hid": n_hid, "z_dim": z_dim, "n_classes": n_classes,
-                        "activation": activation}
-        self.n_in, self.z_dim, self.n_classes = n_in, z_dim, n_classes
-        self.act = ACTIVATIONS[activation]
-        n_cond = n_classes if self.conditional else 0
-        self.fc1 = nn.Linear(n_in + n_cond, n_hid)  # [x, c] -> h
-        self.fc21 = nn.Linear(n_hid, z_dim)  # h -> mu
-        self.fc22 = nn.Linear(n_hid, z_dim)  # h -> log sigma^2
-        self.fc3 = nn.Linear(z_dim + n_cond, n_hid)  # [z, c] -> h'
-        self.fc4 = nn.Linear(n_hid, n_in)  # h' -> logits
+        config = VAEConfig(conditional=self.conditional) if config is None else config
+        checks.argument(type(self).__name__, "config", config, VAEConfig)
+        if config.conditional != self.conditional:
+            raise ValueError(f"{type(self).__name__} is {'' if self.conditional else 'not '}conditional but got "
+                             f"{config}; build the model with config.build()")
+        self.config = config
+        self.n_in, self.z_dim, self.n_classes = N_IN, Z_DIM, N_CLASSES
+        self.act = ACTIVATIONS[config.activation]
+        n_cond = N_CLASSES if self.conditional else 0
+        self.fc1 = nn.Linear(N_IN + n_cond, N_HID)  # [x, c] -> h
+        self.fc21 = nn.Linear(N_HID, Z_DIM)  # h -> mu
+        self.fc22 = nn.Linear(N_HID, Z_DIM)  # h -> log sigma^2
+        self.fc3 = nn.Linear(Z_DIM + n_cond, N_HID)  # [z, c] -> h'
+        self.fc4 = nn.Linear(N_HID, N_IN)  # h' -> logits
 
     # -- conditioning --------------------------------------------------------------------------------
     def _with_class(self, v: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:

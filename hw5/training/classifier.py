@@ -9,27 +9,30 @@ in :mod:`hw5.metrics.classifier`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from .. import checks
+from ..configs import TrainingConfig
 from ..data import random_shift, to_unit
-from ..models.classifier import Classifier
+from ..models.classifier import Classifier, ClassifierConfig
 from ..utils import get_device, seed_everything
 from .loop import Run, StepInfo, fit
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
-    """What defines a classifier run (the epoch budget is an argument of :func:`train_classifier`)."""
+class ClassifierTraining(TrainingConfig):
+    """What defines a classifier run besides its budget (epochs are an argument of :func:`train_classifier`):
+    the model's config ``model`` and its optimisation (AdamW, step decay, random shifts)."""
 
-    width: int = 32
-    feature_dim: int = 128
-    dropout: float = 0.3
+    # ``num_classes`` joined the record when the model got its own config; 10 reproduces the recorded runs.
+    ADDED: ClassVar[dict[str, Any]] = {"num_classes": 10}
+
+    model: ClassifierConfig = field(default_factory=ClassifierConfig)
     lr: float = 2e-3
     weight_decay: float = 1e-4
     batch_size: int = 128
@@ -38,17 +41,16 @@ class ClassifierConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("width", "feature_dim", "batch_size"):
-            checks.integer(self, name, 1)
-        checks.real(self, "dropout", 0.0, 1.0, high_open=True)
+        checks.instance(self, "model", ClassifierConfig)
         checks.real(self, "lr", 0.0, low_open=True)
         checks.real(self, "weight_decay", 0.0)
+        checks.integer(self, "batch_size", 1)
         checks.real(self, "lr_decay", 0.0, 1.0, low_open=True)
         checks.integer(self, "max_shift", 0, 13)
         checks.integer(self, "seed", 0)
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: ClassifierConfig, epochs: int,
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: ClassifierTraining, epochs: int,
                      run_dir: str | Path | None = None, device: str | torch.device | None = None,
                      show_progress: bool = True) -> tuple[Classifier, dict[str, Any]]:
     """Train (or resume) a classifier on ``images`` (uint8, or floats in [0, 1]; (N, 28, 28)) and int
@@ -63,8 +65,12 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: Classif
         raise ValueError(f"labels must be integer classes of shape ({x.shape[0]},), got {labels.dtype} "
                          f"{tuple(labels.shape)}")
     y = labels.to(device).long()
+    classes = config.model.num_classes
+    if y.numel() and not (0 <= int(y.min()) and int(y.max()) < classes):
+        raise ValueError(f"labels must lie in 0..{classes - 1} (ClassifierConfig.num_classes = {classes}), got "
+                         f"{int(y.min())}..{int(y.max())}")
     seed_everything(config.seed)
-    model = Classifier(int(y.max()) + 1, config.width, config.feature_dim, config.dropout).to(device)
+    model = Classifier(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     run = Run("classifier", {"model": model}, {"adam": optimizer}, config, config.seed, (x, y),
               config.batch_size, ("loss", "correct"))

@@ -26,43 +26,44 @@ Two options, both off by default (the default config trains bit for bit as the c
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
 from .. import checks
+from ..configs import TrainingConfig
 from ..data import to_signed, to_unit
 from ..metrics import gan as quality
-from ..models.dcgan import DCGAN, GENERATOR_LOSSES, Generator, discriminator_loss, generator_loss
+from ..models.dcgan import DCGAN, GENERATOR_LOSSES, DCGANConfig, Generator, discriminator_loss, generator_loss
 from ..utils import epoch_seed, get_device, seed_everything
 from .loop import PRECISIONS, EpochHook, Run, Step, StepInfo, autocast, fit, update_average
 
 LOGGED = ("d_loss", "g_loss", "d_real", "d_fake")
-# Fields added after the committed 30-epoch run, with the values that switch them off: checkpoints record
-# them only when set, so run folders written before they existed still resume (a checkpoint refuses a config
-# that differs from the one it was saved with).
-ADDED_FIELDS = {"ema_decay": 0.0, "keep_best": False}
 BN_BATCHES = 10  # noise batches (of batch_size) over which the averaged G's batch-norm statistics are recomputed
 BN_NOISE_OFFSET = 2**40  # the recomputation's noise stream: epoch_seed(seed, epoch) + this, apart from training's
 ESTIMATE_SAMPLES = 1000  # samples per FD-classifier estimate
 
 
 @dataclass(frozen=True)
-class GANConfig:
-    """What defines a GAN run (budgets such as epochs are arguments of :func:`train_gan`).
+class GANTraining(TrainingConfig):
+    """What defines a GAN run besides its budget (epochs are an argument of :func:`train_gan`): the model's
+    config ``model`` and the course recipe's optimisation (Adam, lr 2e-4, betas (0.5, 0.999), batch 200).
 
     ``ema_decay``: d in [0, 1); d > 0 keeps the moving average of G's weights (0: off). ``keep_best``: return
     the G (averaged if d > 0) of the epoch with the lowest train-split FD estimate (needs ``train_gan``'s
     ``judge`` and ``held_out``), instead of the last one.
     """
 
-    latent_dim: int = 100
+    # Added after the committed 30-epoch run: recorded only when switched on, so run folders written before
+    # still resume (a checkpoint refuses a config that differs from the one it was saved with).
+    ADDED: ClassVar[dict[str, Any]] = {"ema_decay": 0.0, "keep_best": False}
+
+    model: DCGANConfig = field(default_factory=DCGANConfig)
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -75,7 +76,7 @@ class GANConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks.integer(self, "latent_dim", 1)
+        checks.instance(self, "model", DCGANConfig)
         checks.real(self, "lr", 0.0, low_open=True)
         checks.real(self, "beta1", 0.0, 1.0, high_open=True)
         checks.real(self, "beta2", 0.0, 1.0, high_open=True)
@@ -87,14 +88,9 @@ class GANConfig:
         checks.boolean(self, "keep_best")
         checks.integer(self, "seed", 0)
 
-    def identity(self) -> dict[str, Any]:
-        """The config as a checkpoint records it: every field, less the :data:`ADDED_FIELDS` that are off."""
-        fields = dataclasses.asdict(self)
-        return {k: v for k, v in fields.items() if k not in ADDED_FIELDS or v != ADDED_FIELDS[k]}
-
 
 @torch.no_grad()
-def recompute_batch_norm(generator: Generator, config: GANConfig, epoch: int) -> None:
+def recompute_batch_norm(generator: Generator, config: GANTraining, epoch: int) -> None:
     """Set the batch-norm running statistics of (averaged) ``generator`` to those of its own weights.
 
     The running mean and variance of a batch-norm layer describe the activations of the weights that
@@ -109,12 +105,12 @@ def recompute_batch_norm(generator: Generator, config: GANConfig, epoch: int) ->
     """
     device = next(generator.parameters()).device
     noise = torch.Generator(device).manual_seed(epoch_seed(config.seed, epoch) + BN_NOISE_OFFSET)
-    batches = [torch.randn(config.batch_size, config.latent_dim, device=device, generator=noise)
+    batches = [torch.randn(config.batch_size, config.model.latent_dim, device=device, generator=noise)
                for _ in range(BN_BATCHES)]
     update_bn(batches, generator)
 
 
-def _modules(model: DCGAN, config: GANConfig) -> dict[str, nn.Module]:
+def _modules(model: DCGAN, config: GANTraining) -> dict[str, nn.Module]:
     """The checkpointed modules: G and D, plus G's moving average (``generator_ema``) and the kept copy
     (``generator_kept``) when enabled, both starting as copies of the initial G (no random draws)."""
     modules: dict[str, nn.Module] = {"generator": model.generator, "discriminator": model.discriminator}
@@ -125,7 +121,7 @@ def _modules(model: DCGAN, config: GANConfig) -> dict[str, nn.Module]:
     return modules
 
 
-def _check_judging(config: GANConfig, judge: nn.Module | None, held_out: torch.Tensor | None) -> None:
+def _check_judging(config: GANTraining, judge: nn.Module | None, held_out: torch.Tensor | None) -> None:
     if (judge is None) != (held_out is None):
         raise ValueError("judge and held_out go together: pass both (a trained classifier and held-out training "
                          "images) for the per-epoch FD estimates, or neither")
@@ -134,7 +130,7 @@ def _check_judging(config: GANConfig, judge: nn.Module | None, held_out: torch.T
                          "judge (a trained hw5.models.classifier.Classifier) and held_out (training images)")
 
 
-def gan_step(config: GANConfig, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+def gan_step(config: GANTraining, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
              device: torch.device) -> Step:
     """One training step of :func:`train_gan` on a batch of real images x in [-1, 1] and fresh noise z:
     a D update on L_D(x, G(z) detached), a G update on L_G(G(z)) with the same fakes, then (with averaging) the
@@ -143,7 +139,7 @@ def gan_step(config: GANConfig, modules: dict[str, nn.Module], optimizers: dict[
 
     def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
         (real,) = batch
-        z = torch.randn(real.shape[0], config.latent_dim, device=device)
+        z = torch.randn(real.shape[0], config.model.latent_dim, device=device)
         with autocast(device, config.precision):
             fake = gen(z)
             d_out = discriminator_loss(disc(real), disc(fake.detach()))
@@ -174,7 +170,7 @@ def _score(value: float | None) -> float:
     return math.inf if value is None or math.isnan(value) else value
 
 
-def _epoch_end(config: GANConfig, modules: dict[str, nn.Module], judge: nn.Module | None,
+def _epoch_end(config: GANTraining, modules: dict[str, nn.Module], judge: nn.Module | None,
                reference: torch.Tensor | None, estimate_samples: int) -> EpochHook:
     """The per-epoch hook: step logs into the history, the averaged G's batch-norm statistics, the estimates,
     and the kept copy."""
@@ -203,7 +199,7 @@ def _epoch_end(config: GANConfig, modules: dict[str, nn.Module], judge: nn.Modul
     return end
 
 
-def train_gan(images: torch.Tensor, config: GANConfig, epochs: int, run_dir: str | Path | None = None,
+def train_gan(images: torch.Tensor, config: GANTraining, epochs: int, run_dir: str | Path | None = None,
               device: str | torch.device | None = None, show_progress: bool = True, check_every: int = 50,
               judge: nn.Module | None = None, held_out: torch.Tensor | None = None,
               estimate_samples: int = ESTIMATE_SAMPLES) -> tuple[DCGAN, dict[str, Any]]:
@@ -230,13 +226,13 @@ def train_gan(images: torch.Tensor, config: GANConfig, epochs: int, run_dir: str
     data = to_signed(images, device).contiguous(memory_format=memory)  # (N, 1, 28, 28) in [-1, 1]
     reference = None if judge is None else quality.judge(judge, to_unit(held_out, name="held_out"))[0]
     seed_everything(config.seed)
-    model = DCGAN(config.latent_dim).to(device, memory_format=memory)
+    model = DCGAN(config.model).to(device, memory_format=memory)
     modules = _modules(model, config)
     betas = (config.beta1, config.beta2)
     # the plain (foreach) Adam of the committed 30-epoch run; the fused kernel rounds differently
     optimizers = {name: torch.optim.Adam(modules[name].parameters(), lr=config.lr, betas=betas)
                   for name in ("generator", "discriminator")}
-    run = Run("DCGAN", modules, optimizers, config.identity(), config.seed, (data,), config.batch_size, LOGGED,
+    run = Run("DCGAN", modules, optimizers, config, config.seed, (data,), config.batch_size, LOGGED,
               drop_last=True)
     fresh = {**{k: [] for k in LOGGED}, **({"kept_epoch": 0} if config.keep_best else {})}
     history = fit(run, epochs, step=gan_step(config, modules, optimizers, device), history=fresh,

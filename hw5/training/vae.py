@@ -4,7 +4,7 @@ One step on a batch x (pixels in [0, 1]) with classes c: encode, draw one z = mu
 and take an Adam step on  recon + beta * KL  (batch means, nats per image; beta = 1 is the negative
 ELBO, beta < 1 only during an optional linear KL warm-up). What the course template fixes is fixed here
 too: Adam, lr 1e-3, batch 128 (and the model's 784-400-20 sizes). What it leaves open, and what the
-notebook chooses on the validation split only, is in :class:`VAEConfig` and the ``epochs``/``patience``
+notebook chooses on the validation split only, is in :class:`VAETraining` and the ``epochs``/``patience``
 budget arguments.
 
 After every epoch the validation negative ELBO is measured (:func:`hw5.metrics.vae.elbo_terms`, with the
@@ -18,16 +18,17 @@ the best-validation weights.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .. import checks
+from ..configs import TrainingConfig
 from ..data import to_unit
 from ..metrics.vae import elbo_terms
-from ..models.vae import ACTIVATIONS, CVAE, VAE, vae_loss
+from ..models.vae import VAE, VAEConfig, vae_loss
 from ..utils import get_device, seed_everything
 from .loop import Run, StepInfo, adam, fit, update_average
 
@@ -37,19 +38,19 @@ VALIDATION_BATCH = 2000
 
 
 @dataclass(frozen=True)
-class VAEConfig:
-    """What defines a VAE or C-VAE run (the epoch budget and the patience are arguments of :func:`train_vae`).
+class VAETraining(TrainingConfig):
+    """What defines a VAE or C-VAE run besides its budget (the epochs and the patience are arguments of
+    :func:`train_vae`): the model's config ``model`` (VAE or C-VAE, activation) and its optimisation.
 
     ``lr`` and ``batch_size`` default to the template's values; the rest is what the template leaves
-    open: the hidden activation, Adam's betas and eps, the length of a linear KL warm-up (0 = none), and
-    ``ema_decay``: with d > 0 the loop also keeps the exponential moving average of the iterates (Polyak
-    averaging), theta_ema <- d theta_ema + (1 - d) theta after every Adam step, and validates and returns
-    those averaged weights. Adam and its step size are untouched; averaging only removes the jitter that
-    a constant learning rate leaves in the last iterates.
+    open: Adam's betas and eps, the length of a linear KL warm-up (0 = none), and ``ema_decay``: with
+    d > 0 the loop also keeps the exponential moving average of the iterates (Polyak averaging),
+    theta_ema <- d theta_ema + (1 - d) theta after every Adam step, and validates and returns those averaged
+    weights. Adam and its step size are untouched; averaging only removes the jitter that a constant learning
+    rate leaves in the last iterates.
     """
 
-    conditional: bool = False
-    activation: str = "relu"
+    model: VAEConfig = field(default_factory=VAEConfig)
     lr: float = TEMPLATE["lr"]
     batch_size: int = TEMPLATE["batch_size"]
     beta1: float = 0.9
@@ -60,8 +61,7 @@ class VAEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks.boolean(self, "conditional")
-        checks.choice(self, "activation", sorted(ACTIVATIONS))
+        checks.instance(self, "model", VAEConfig)
         checks.real(self, "lr", 0.0, low_open=True)
         checks.integer(self, "batch_size", 1)
         checks.real(self, "beta1", 0.0, 1.0, high_open=True)
@@ -71,12 +71,8 @@ class VAEConfig:
         checks.real(self, "ema_decay", 0.0, 1.0, high_open=True)
         checks.integer(self, "seed", 0)
 
-    def build(self) -> VAE:
-        """A fresh (untrained) model of this config."""
-        return (CVAE if self.conditional else VAE)(activation=self.activation)
 
-
-def kl_weight(config: VAEConfig, epoch: int, step: int, steps: int) -> float:
+def kl_weight(config: VAETraining, epoch: int, step: int, steps: int) -> float:
     """beta of step ``step`` (0-based) of epoch ``epoch`` (1-based): rises linearly from ~0 to 1 over
     ``kl_warmup_epochs`` epochs, then stays 1."""
     if config.kl_warmup_epochs == 0:
@@ -114,12 +110,12 @@ def _record(history: dict[str, Any], train: torch.Tensor, val: torch.Tensor, wei
     history["kl_weight"].append(weight)
 
 
-def _models(config: VAEConfig, device: torch.device) -> dict[str, VAE]:
+def _models(config: VAETraining, device: torch.device) -> dict[str, VAE]:
     """The trained model, the best-validation copy and (with averaging) the moving average, all equal."""
     seed_everything(config.seed)
-    modules = {"model": config.build().to(device), "best": config.build().to(device)}
+    modules = {"model": config.model.build().to(device), "best": config.model.build().to(device)}
     if config.ema_decay:
-        modules["ema"] = config.build().to(device)
+        modules["ema"] = config.model.build().to(device)
     for name in ("best", "ema"):
         if name in modules:
             modules[name].load_state_dict(modules["model"].state_dict())
@@ -127,7 +123,7 @@ def _models(config: VAEConfig, device: torch.device) -> dict[str, VAE]:
 
 
 def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
-              val_labels: torch.Tensor, config: VAEConfig, epochs: int, patience: int | None = None,
+              val_labels: torch.Tensor, config: VAETraining, epochs: int, patience: int | None = None,
               run_dir: str | Path | None = None, device: str | torch.device | None = None,
               show_progress: bool = True, desc: str | None = None) -> tuple[VAE, dict[str, Any]]:
     """Train (or resume) a VAE / C-VAE on images (uint8, or floats in [0, 1]; (N, 28, 28)) with int labels, for
@@ -146,7 +142,7 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
     averaged = modules.get("ema", model)  # the weights that are validated and kept
     optimizer = adam(model.parameters(), device, lr=config.lr, betas=(config.beta1, config.beta2),
                      eps=config.adam_eps)
-    run = Run(desc or ("C-VAE" if config.conditional else "VAE"), modules, {"adam": optimizer}, config,
+    run = Run(desc or ("C-VAE" if config.model.conditional else "VAE"), modules, {"adam": optimizer}, config,
               config.seed, (x, c), config.batch_size, LOGGED)
 
     def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
@@ -179,10 +175,10 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
 
 
 def train_plain_and_averaged(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
-                             val_labels: torch.Tensor, config: VAEConfig, ema_decay: float, epochs: int,
+                             val_labels: torch.Tensor, config: VAETraining, ema_decay: float, epochs: int,
                              patience: int | None, runs: str | Path, name: str,
                              device: str | torch.device | None = None
-                             ) -> tuple[VAEConfig, tuple[VAE, dict[str, Any]], dict[str, list[float]]]:
+                             ) -> tuple[VAETraining, tuple[VAE, dict[str, Any]], dict[str, list[float]]]:
     """:func:`train_vae` twice, with plain iterates (``ema_decay`` 0) and with averaged ones (``ema_decay``), each
     checkpointed in ``<runs>/<name>-plain`` / ``<runs>/<name>-averaged``; the variant with the lower best
     validation -ELBO is kept. Returns (the kept variant's config, its (model, history), the validation -ELBO
