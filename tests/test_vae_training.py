@@ -4,6 +4,7 @@ k-NN accuracy / t-SNE cache / probes behave."""
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -337,15 +338,38 @@ def test_problem3_figures_label_the_models():
     plt.close("all")
 
 
-def test_plain_and_averaged_runs_keep_the_better_variant(fashion, tmp_path):
+def _separately(fashion, config, decay, epochs, patience):
+    """What the two variants give as two separate train_vae runs (the reference for the one-trajectory run)."""
+    return {v: train_vae(*fashion, dataclasses.replace(config, ema_decay=d), epochs, patience, show_progress=False)
+            for v, d in (("plain", 0.0), ("averaged", decay))}
+
+
+@pytest.mark.parametrize("epochs, kept", [(12, "averaged"), (2, "plain")])
+def test_one_trajectory_gives_exactly_the_two_separate_runs(fashion, tmp_path, epochs, kept):
+    """lr 1e-2 and patience 1: the plain iterates stop improving after epoch 1 (their run ends after epoch 2),
+    the averaged ones keep improving to epoch 12; with 2 epochs the plain variant is the better one."""
     from hw5.training.vae import train_plain_and_averaged
 
-    config, (model, history), curves = train_plain_and_averaged(*fashion, VAETraining(), 0.9, 2, None, tmp_path, "vae")
-    assert sorted(curves) == ["averaged", "plain"] and sorted(p.name for p in tmp_path.iterdir()) == [
-        "vae-averaged", "vae-plain"]
-    best = {v: min(c) for v, c in curves.items()}
-    assert config.ema_decay == (0.9 if best["averaged"] < best["plain"] else 0.0)
-    assert history["best_val_loss"] == min(best.values())
-    again, _ = train_vae(*fashion, config, 2, run_dir=tmp_path / f"vae-{'averaged' if config.ema_decay else 'plain'}",
-                         show_progress=False)  # the kept variant's checkpoint answers at once
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    config = VAETraining(lr=1e-2)
+    reference = _separately(fashion, config, 0.5, epochs, 1)
+    assert len(reference["plain"][1]["val_neg_elbo"]) == 2  # a variant that stops long before the other
+    chosen, (model, history), curves = train_plain_and_averaged(*fashion, config, 0.5, epochs, 1, tmp_path, "vae")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vae"]  # one run folder, one trajectory
+    assert curves == {v: h["val_neg_elbo"] for v, (_, h) in reference.items()}
+    assert chosen == dataclasses.replace(config, ema_decay=0.5 if kept == "averaged" else 0.0)
+    assert _strip_times(history) == _strip_times(reference[kept][1])
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference[kept][0].state_dict().values()))
+
+
+def test_one_trajectory_resumes_and_refuses_a_bad_decay(fashion, tmp_path):
+    from hw5.training.vae import train_plain_and_averaged
+
+    config = VAETraining(lr=1e-2)
+    straight = train_plain_and_averaged(*fashion, config, 0.5, 6, 1, tmp_path / "a", "vae")
+    train_plain_and_averaged(*fashion, config, 0.5, 3, 1, tmp_path / "b", "vae")  # "interrupted" after epoch 3
+    resumed = train_plain_and_averaged(*fashion, config, 0.5, 6, 1, tmp_path / "b", "vae")
+    assert resumed[2] == straight[2] and _strip_times(resumed[1][1]) == _strip_times(straight[1][1])
+    assert all(torch.equal(a, b) for a, b in zip(resumed[1][0].state_dict().values(),
+                                                 straight[1][0].state_dict().values()))
+    with pytest.raises(ValueError, match="ema_decay must be a float in \\(0, 1\\)"):
+        train_plain_and_averaged(*fashion, config, 0.0, 2, 1, tmp_path / "c", "vae")

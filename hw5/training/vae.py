@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,30 +97,100 @@ def _check_patience(patience: int | None) -> None:
         raise ValueError(f"patience must be a positive number of epochs or None, got {patience!r}")
 
 
+def _fresh_record() -> dict[str, Any]:
+    """What is validated of one copy of the weights: its curves, its best epoch and loss, whether it stopped."""
+    return {**{f"val_{k}": [] for k in LOGGED[1:]}, "best_epoch": 0, "best_val_loss": float("inf"),
+            "stopped_early": False}
+
+
 def _fresh_history() -> dict[str, Any]:
-    return {**{f"train_{k}": [] for k in LOGGED}, **{f"val_{k}": [] for k in LOGGED[1:]}, "kl_weight": [],
-            "best_epoch": 0, "best_val_loss": float("inf"), "stopped_early": False}
+    return {**{f"train_{k}": [] for k in LOGGED}, "kl_weight": [], **_fresh_record()}
 
 
-def _record(history: dict[str, Any], train: torch.Tensor, val: torch.Tensor, weight: float) -> None:
-    """Append an epoch's mean train terms (loss, neg_elbo, recon, kl), validation terms and KL weight."""
-    for k, v in zip(LOGGED, train.tolist()):
-        history[f"train_{k}"].append(v)
-    for k, v in zip(LOGGED[1:], val.tolist()):
-        history[f"val_{k}"].append(v)
-    history["kl_weight"].append(weight)
-
-
-def _models(config: VAETraining, device: torch.device) -> dict[str, VAE]:
-    """The trained model, the best-validation copy and (with averaging) the moving average, all equal."""
+def _models(config: VAETraining, device: torch.device, copies: tuple[str, ...]) -> dict[str, VAE]:
+    """The trained model (built first after seeding, so its initial weights depend on the seed alone) and
+    ``copies`` of it (best-validation copies, moving averages), all equal to it."""
     seed_everything(config.seed)
-    modules = {"model": config.model.build().to(device), "best": config.model.build().to(device)}
-    if config.ema_decay:
-        modules["ema"] = config.model.build().to(device)
-    for name in ("best", "ema"):
-        if name in modules:
-            modules[name].load_state_dict(modules["model"].state_dict())
+    modules = {"model": config.model.build().to(device)}
+    for name in copies:
+        modules[name] = config.model.build().to(device)
+        modules[name].load_state_dict(modules["model"].state_dict())
     return modules
+
+
+@dataclass(frozen=True)
+class _Tracked:
+    """A copy of the weights that is validated after every epoch (``weights``: the iterate itself or its moving
+    average) and the best of it so far (``best``); ``record`` finds its curves in the history."""
+
+    weights: VAE
+    best: VAE
+    record: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _fit(x: torch.Tensor, c: torch.Tensor, xv: torch.Tensor, cv: torch.Tensor, config: VAETraining,
+         modules: dict[str, VAE], tracked: list[_Tracked], history: dict[str, Any], epochs: int,
+         patience: int | None, run_dir: str | Path | None, show_progress: bool, desc: str) -> dict[str, Any]:
+    """The loop both :func:`train_vae` and :func:`train_plain_and_averaged` run: Adam steps on
+    ``modules["model"]`` (and the moving average ``modules["ema"]``, if any, after each); after every epoch the
+    train means and, for each of ``tracked`` that has not run out of patience, its validation -ELBO and best
+    copy. Training stops when every tracked copy has run out of patience (or after ``epochs``)."""
+    model, averaged = modules["model"], modules.get("ema")
+    optimizer = adam(model.parameters(), x.device, lr=config.lr, betas=(config.beta1, config.beta2),
+                     eps=config.adam_eps)
+    run = Run(desc, modules, {"adam": optimizer}, config, config.seed, (x, c), config.batch_size, LOGGED)
+
+    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
+        xb, cb = batch
+        logits, mu, logvar = model(xb, cb)
+        out = vae_loss(logits, xb, mu, logvar, beta=kl_weight(config, info.epoch, info.index, info.steps))
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optimizer.step()
+        if averaged is not None:
+            update_average(averaged, model, config.ema_decay)
+        return torch.stack([out[k].detach() for k in LOGGED]) * xb.shape[0]
+
+    def ran_out(epoch: int, record: dict[str, Any]) -> bool:
+        """Whether a copy's own run would have stopped before ``epoch``: no better validation for ``patience``."""
+        return patience is not None and epoch - 1 - record["best_epoch"] >= patience
+
+    def validate(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> dict[str, str]:
+        for k, v in zip(LOGGED, (log.sum(0) / x.shape[0]).tolist()):
+            history[f"train_{k}"].append(v)
+        history["kl_weight"].append(kl_weight(config, epoch, run.steps - 1, run.steps))
+        shown = {}
+        for i, copy in enumerate(tracked, 1):
+            record = copy.record(history)
+            if ran_out(epoch, record):
+                continue  # this copy's own run has ended: its curve and best copy stay as they were then
+            val = elbo_terms(copy.weights, xv, cv, seed=config.seed, batch_size=VALIDATION_BATCH)
+            for k, v in zip(LOGGED[1:], val.tolist()):
+                record[f"val_{k}"].append(v)
+            if record["val_neg_elbo"][-1] < record["best_val_loss"]:
+                record["best_val_loss"], record["best_epoch"] = record["val_neg_elbo"][-1], epoch
+                copy.best.load_state_dict(copy.weights.state_dict())
+            shown[f"val{i}"] = f"{record['val_neg_elbo'][-1]:.2f}"
+            shown[f"best{i}"] = f"{record['best_val_loss']:.2f}@{record['best_epoch']}"
+        return shown
+
+    def all_ran_out(epoch: int, history: dict[str, Any]) -> bool:
+        return all(ran_out(epoch, copy.record(history)) for copy in tracked)
+
+    history = fit(run, epochs, step, history=history, run_dir=run_dir, on_epoch_end=validate,
+                  stop_before=all_ran_out, show_progress=show_progress)
+    for copy in tracked:
+        record = copy.record(history)
+        record["stopped_early"] = ran_out(len(record["val_neg_elbo"]) + 1, record)
+    return history
+
+
+def _inputs(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
+            val_labels: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Checked images in [0, 1] (N, 1, 28, 28) and labels, on ``device``: x, c, x_val, c_val."""
+    x = to_unit(train_images, device, name="train_images")
+    xv = to_unit(val_images, device, name="val_images")
+    return x, _labels(train_labels, x, "train_labels", device), xv, _labels(val_labels, xv, "val_labels", device)
 
 
 def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
@@ -134,44 +205,16 @@ def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images
     more epochs continues (unless it had stopped early)."""
     _check_patience(patience)
     device = get_device(device)
-    x = to_unit(train_images, device, name="train_images")  # (N, 1, 28, 28) in [0, 1]
-    xv = to_unit(val_images, device, name="val_images")
-    c, cv = _labels(train_labels, x, "train_labels", device), _labels(val_labels, xv, "val_labels", device)
-    modules = _models(config, device)
-    model, best = modules["model"], modules["best"]
-    averaged = modules.get("ema", model)  # the weights that are validated and kept
-    optimizer = adam(model.parameters(), device, lr=config.lr, betas=(config.beta1, config.beta2),
-                     eps=config.adam_eps)
-    run = Run(desc or ("C-VAE" if config.model.conditional else "VAE"), modules, {"adam": optimizer}, config,
-              config.seed, (x, c), config.batch_size, LOGGED)
+    x, c, xv, cv = _inputs(train_images, train_labels, val_images, val_labels, device)
+    modules = _models(config, device, ("best", "ema") if config.ema_decay else ("best",))
+    validated = modules.get("ema", modules["model"])  # the weights that are validated and kept
+    tracked = [_Tracked(validated, modules["best"], lambda history: history)]
+    history = _fit(x, c, xv, cv, config, modules, tracked, _fresh_history(), epochs, patience, run_dir,
+                   show_progress, desc or ("C-VAE" if config.model.conditional else "VAE"))
+    return modules["best"].eval(), history
 
-    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
-        xb, cb = batch
-        logits, mu, logvar = model(xb, cb)
-        out = vae_loss(logits, xb, mu, logvar, beta=kl_weight(config, info.epoch, info.index, info.steps))
-        optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        optimizer.step()
-        if config.ema_decay:
-            update_average(averaged, model, config.ema_decay)
-        return torch.stack([out[k].detach() for k in LOGGED]) * xb.shape[0]
 
-    def validate(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> dict[str, str]:
-        val = elbo_terms(averaged, xv, cv, seed=config.seed, batch_size=VALIDATION_BATCH)
-        _record(history, log.sum(0) / x.shape[0], val, kl_weight(config, epoch, run.steps - 1, run.steps))
-        if history["val_neg_elbo"][-1] < history["best_val_loss"]:
-            history["best_val_loss"], history["best_epoch"] = history["val_neg_elbo"][-1], epoch
-            best.load_state_dict(averaged.state_dict())
-        return {"val": f"{history['val_neg_elbo'][-1]:.2f}",
-                "best": f"{history['best_val_loss']:.2f}@{history['best_epoch']}"}
-
-    def patience_ran_out(epoch: int, history: dict[str, Any]) -> bool:
-        return patience is not None and epoch - 1 - history["best_epoch"] >= patience
-
-    history = fit(run, epochs, step, history=_fresh_history(), run_dir=run_dir, on_epoch_end=validate,
-                  stop_before=patience_ran_out, show_progress=show_progress)
-    history["stopped_early"] = patience_ran_out(len(history["val_neg_elbo"]) + 1, history)
-    return best.eval(), history
+VARIANTS = ("plain", "averaged")
 
 
 def train_plain_and_averaged(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
@@ -179,15 +222,41 @@ def train_plain_and_averaged(train_images: torch.Tensor, train_labels: torch.Ten
                              patience: int | None, runs: str | Path, name: str,
                              device: str | torch.device | None = None
                              ) -> tuple[VAETraining, tuple[VAE, dict[str, Any]], dict[str, list[float]]]:
-    """:func:`train_vae` twice, with plain iterates (``ema_decay`` 0) and with averaged ones (``ema_decay``), each
-    checkpointed in ``<runs>/<name>-plain`` / ``<runs>/<name>-averaged``; the variant with the lower best
-    validation -ELBO is kept. Returns (the kept variant's config, its (model, history), the validation -ELBO
-    curves of both variants by name)."""
-    decays = {"plain": 0.0, "averaged": ema_decay}
-    done = {variant: train_vae(train_images, train_labels, val_images, val_labels,
-                               dataclasses.replace(config, ema_decay=decay), epochs, patience,
-                               Path(runs) / f"{name}-{variant}", device, show_progress=False)
-            for variant, decay in decays.items()}
-    kept = min(done, key=lambda variant: done[variant][1]["best_val_loss"])
-    curves = {variant: history["val_neg_elbo"] for variant, (_, history) in done.items()}
-    return dataclasses.replace(config, ema_decay=decays[kept]), done[kept], curves
+    """The plain iterates theta_t and their moving average (``ema_decay``) from ONE training trajectory: both are
+    validated after every epoch, each keeps its own best copy and its own patience, and training runs until both
+    have run out of patience (or ``epochs``). Averaging only reads theta_t, so this gives exactly what two
+    separate :func:`train_vae` runs (``ema_decay`` 0 and ``ema_decay``, same seed) give, at the cost of one
+    (tested). Checkpointed in ``<runs>/<name>``; the variant with the lower best validation -ELBO is kept.
+
+    Returns (the kept variant's config, its (model, history) as :func:`train_vae` returns them, the validation
+    -ELBO curves of both variants by name)."""
+    _check_patience(patience)
+    if not isinstance(ema_decay, float) or not 0.0 < ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be a float in (0, 1) (the averaged variant's decay), got {ema_decay!r}")
+    device = get_device(device)
+    x, c, xv, cv = _inputs(train_images, train_labels, val_images, val_labels, device)
+    averaged_config = dataclasses.replace(config, ema_decay=ema_decay)
+    modules = _models(averaged_config, device, ("best_plain", "best", "ema"))
+    copies = {"plain": ("model", "best_plain"), "averaged": ("ema", "best")}
+    tracked = [_Tracked(modules[w], modules[b], lambda history, v=v: history["variants"][v])
+               for v, (w, b) in copies.items()]
+    fresh = {**{f"train_{k}": [] for k in LOGGED}, "kl_weight": [],
+             "variants": {v: _fresh_record() for v in VARIANTS}}
+    desc = f"{'C-VAE' if config.model.conditional else 'VAE'} plain + averaged"
+    history = _fit(x, c, xv, cv, averaged_config, modules, tracked, fresh, epochs, patience,
+                   Path(runs) / name, False, desc)
+    done = {v: _variant_history(history, v) for v in VARIANTS}
+    kept = min(VARIANTS, key=lambda v: done[v]["best_val_loss"])
+    decay = ema_decay if kept == "averaged" else 0.0
+    model = modules[copies[kept][1]].eval()
+    return dataclasses.replace(config, ema_decay=decay), (model, done[kept]), {
+        v: done[v]["val_neg_elbo"] for v in VARIANTS}
+
+
+def _variant_history(history: dict[str, Any], variant: str) -> dict[str, Any]:
+    """One variant's history as its own :func:`train_vae` run would have recorded it: the shared per-epoch
+    values up to the epoch its patience ran out, and its validation record."""
+    record = history["variants"][variant]
+    epochs = len(record["val_neg_elbo"])
+    shared = {k: (v[:epochs] if isinstance(v, list) else v) for k, v in history.items() if k != "variants"}
+    return {**shared, **record}
