@@ -1,6 +1,6 @@
 """Wall time of Problem 2's full training: three GB-RBMs (M = 16, 64, 256), CD-5, 25 epochs, all 60,000
-KMNIST training images, exactly the notebook's recipe (``RBMTraining(RBMConfig(hidden=M))``), without checkpoints or
-per-epoch evaluation.
+KMNIST training images, exactly the notebook's recipe (``RBMTraining(RBMConfig(hidden=M))``), without
+checkpoints or per-epoch evaluation.
 
     python benchmarks/time_problem2.py                # default device (cuda when available)
     python benchmarks/time_problem2.py --device cpu --epochs 25
@@ -35,7 +35,8 @@ def main() -> None:
     total = 0.0
     for hidden in (16, 64, 256):
         start = time.perf_counter()
-        _, history = train_rbm(images, RBMTraining(RBMConfig(hidden=hidden)), args.epochs, None, device, show_progress=False)
+        config = RBMTraining(RBMConfig(hidden=hidden))
+        _, history = train_rbm(images, config, args.epochs, None, device, show_progress=False)
         seconds = time.perf_counter() - start
         total += seconds
         print(f"M = {hidden:3d}: {seconds:6.1f} s ({seconds / args.epochs:.2f} s per epoch), "
