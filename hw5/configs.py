@@ -29,7 +29,8 @@ class TrainingConfig:
         """The run's flat record: the model's fields and the training fields, less the ``ADDED`` ones at the
         value that switches them off."""
         flat = dataclasses.asdict(self.model)
-        flat.update({f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"})  # type: ignore[arg-type]
+        training = dataclasses.fields(self)  # type: ignore[arg-type]
+        flat.update({f.name: getattr(self, f.name) for f in training if f.name != "model"})
         return {k: v for k, v in flat.items() if k not in self.ADDED or v != self.ADDED[k]}
 
     @classmethod

@@ -2,7 +2,8 @@
 
 Each shipped model is a weights-only checkpoint folder ``hw5/weights/<name>/`` (see
 :mod:`hw5.checkpoint`) whose ``checkpoint.json`` also names the model class (``builder``), its
-config (``model_config``: the fields of the class's ``config_class``) and what the run recorded (epochs, history, metrics). Only classes
+config (``model_config``: the fields of the class's ``config_class``) and what the run recorded (epochs,
+history, metrics). Only classes
 inside the ``hw5`` package can be built, so a tampered sidecar cannot import arbitrary code.
 """
 

@@ -120,7 +120,8 @@ class RBM(nn.Module):
         self.W = nn.Parameter(torch.randn(config.hidden, config.visible) * 1e-2)
         self.b = nn.Parameter(torch.zeros(config.visible))
         self.alpha = nn.Parameter(torch.zeros(config.hidden))
-        self.register_buffer("sigma", torch.as_tensor(config.sigma, dtype=torch.float32).expand(config.visible).clone())
+        sigma = torch.as_tensor(config.sigma, dtype=torch.float32).expand(config.visible)  # () or (D,) -> (D,)
+        self.register_buffer("sigma", sigma.clone())
 
     # --- conditionals ----------------------------------------------------------------------------------
 

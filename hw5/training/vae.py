@@ -103,8 +103,13 @@ def _fresh_record() -> dict[str, Any]:
             "stopped_early": False}
 
 
+def _fresh_shared() -> dict[str, Any]:
+    """What every validated copy shares: the trajectory's per-epoch train means and KL weights."""
+    return {**{f"train_{k}": [] for k in LOGGED}, "kl_weight": []}
+
+
 def _fresh_history() -> dict[str, Any]:
-    return {**{f"train_{k}": [] for k in LOGGED}, "kl_weight": [], **_fresh_record()}
+    return {**_fresh_shared(), **_fresh_record()}
 
 
 def _models(config: VAETraining, device: torch.device, copies: tuple[str, ...]) -> dict[str, VAE]:
@@ -240,8 +245,7 @@ def train_plain_and_averaged(train_images: torch.Tensor, train_labels: torch.Ten
     copies = {"plain": ("model", "best_plain"), "averaged": ("ema", "best")}
     tracked = [_Tracked(modules[w], modules[b], lambda history, v=v: history["variants"][v])
                for v, (w, b) in copies.items()]
-    fresh = {**{f"train_{k}": [] for k in LOGGED}, "kl_weight": [],
-             "variants": {v: _fresh_record() for v in VARIANTS}}
+    fresh = {**_fresh_shared(), "variants": {v: _fresh_record() for v in VARIANTS}}
     desc = f"{'C-VAE' if config.model.conditional else 'VAE'} plain + averaged"
     history = _fit(x, c, xv, cv, averaged_config, modules, tracked, fresh, epochs, patience,
                    Path(runs) / name, False, desc)
