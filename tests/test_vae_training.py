@@ -373,3 +373,50 @@ def test_one_trajectory_resumes_and_refuses_a_bad_decay(fashion, tmp_path):
                                                  straight[1][0].state_dict().values()))
     with pytest.raises(ValueError, match="ema_decay must be a float in \\(0, 1\\)"):
         train_plain_and_averaged(*fashion, config, 0.0, 2, 1, tmp_path / "c", "vae")
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5])
+def test_snapshots_of_one_trajectory_are_exactly_the_separate_runs(fashion, tmp_path, decay):
+    """lr 1e-2: the validation loss is not monotone, so some budget's best epoch is not its last one."""
+    from hw5.training.vae import train_snapshots
+
+    config = VAETraining(lr=1e-2, ema_decay=decay)
+    budgets = (1, 2, 5)
+    snapshots = train_snapshots(*fashion, config, budgets, tmp_path / "one", show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]
+    best_epochs = []
+    for b, (model, history) in zip(budgets, snapshots):
+        separate_model, separate = train_vae(*fashion, config, b, show_progress=False)
+        assert _strip_times(history) == _strip_times(separate)
+        assert len(history["epoch_seconds"]) == b and not model.training
+        assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(),
+                                                      separate_model.state_dict().values()))
+        best_epochs.append(history["best_epoch"])
+    if decay == 0.0:  # the case where a budget's best epoch is not its last one is covered
+        assert any(best < b for best, b in zip(best_epochs, budgets)), best_epochs
+
+
+def test_snapshots_resume_after_an_interruption_and_check_their_budgets(fashion, tmp_path, monkeypatch):
+    import hw5.training.vae as training
+
+    config = VAETraining(lr=1e-2)
+    straight = training.train_snapshots(*fashion, config, (2, 4), tmp_path / "a", show_progress=False)
+    calls, original = [], training.elbo_terms
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # the validation at the end of epoch 4: epochs 1-3 are committed
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "elbo_terms", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_snapshots(*fashion, config, (2, 4), tmp_path / "b", show_progress=False)
+    monkeypatch.setattr(training, "elbo_terms", original)
+    resumed = training.train_snapshots(*fashion, config, (2, 4), tmp_path / "b", show_progress=False)
+    for (m1, h1), (m2, h2) in zip(straight, resumed):
+        assert _strip_times(h1) == _strip_times(h2)
+        assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values()))
+    for bad in [(), (3, 3), (5, 2), (0, 4), (2.0, 4)]:
+        with pytest.raises(ValueError, match=r"budgets must be increasing positive numbers of epochs, e\.g\."):
+            training.train_snapshots(*fashion, config, bad, show_progress=False)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,11 +135,13 @@ class _Tracked:
 
 def _fit(x: torch.Tensor, c: torch.Tensor, xv: torch.Tensor, cv: torch.Tensor, config: VAETraining,
          modules: dict[str, VAE], tracked: list[_Tracked], history: dict[str, Any], epochs: int,
-         patience: int | None, run_dir: str | Path | None, show_progress: bool, desc: str) -> dict[str, Any]:
-    """The loop both :func:`train_vae` and :func:`train_plain_and_averaged` run: Adam steps on
-    ``modules["model"]`` (and the moving average ``modules["ema"]``, if any, after each); after every epoch the
-    train means and, for each of ``tracked`` that has not run out of patience, its validation -ELBO and best
-    copy. Training stops when every tracked copy has run out of patience (or after ``epochs``)."""
+         patience: int | None, run_dir: str | Path | None, show_progress: bool, desc: str,
+         on_validated: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """The loop that :func:`train_vae`, :func:`train_plain_and_averaged` and :func:`train_snapshots` run: Adam
+    steps on ``modules["model"]`` (and the moving average ``modules["ema"]``, if any, after each); after every
+    epoch the train means and, for each of ``tracked`` that has not run out of patience, its validation -ELBO
+    and best copy, then ``on_validated(epoch)``. Training stops when every tracked copy has run out of patience
+    (or after ``epochs``)."""
     model, averaged = modules["model"], modules.get("ema")
     optimizer = adam(model.parameters(), x.device, lr=config.lr, betas=(config.beta1, config.beta2),
                      eps=config.adam_eps)
@@ -177,6 +179,8 @@ def _fit(x: torch.Tensor, c: torch.Tensor, xv: torch.Tensor, cv: torch.Tensor, c
                 copy.best.load_state_dict(copy.weights.state_dict())
             shown[f"val{i}"] = f"{record['val_neg_elbo'][-1]:.2f}"
             shown[f"best{i}"] = f"{record['best_val_loss']:.2f}@{record['best_epoch']}"
+        if on_validated is not None:
+            on_validated(epoch)
         return shown
 
     def all_ran_out(epoch: int, history: dict[str, Any]) -> bool:
@@ -257,10 +261,57 @@ def train_plain_and_averaged(train_images: torch.Tensor, train_labels: torch.Ten
         v: done[v]["val_neg_elbo"] for v in VARIANTS}
 
 
+def _first_epochs(history: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """``history`` as it stood after ``epochs`` epochs: every per-epoch list cut to its first ``epochs`` values."""
+    return {k: (v[:epochs] if isinstance(v, list) else v) for k, v in history.items()}
+
+
 def _variant_history(history: dict[str, Any], variant: str) -> dict[str, Any]:
     """One variant's history as its own :func:`train_vae` run would have recorded it: the shared per-epoch
     values up to the epoch its patience ran out, and its validation record."""
     record = history["variants"][variant]
-    epochs = len(record["val_neg_elbo"])
-    shared = {k: (v[:epochs] if isinstance(v, list) else v) for k, v in history.items() if k != "variants"}
-    return {**shared, **record}
+    shared = {k: v for k, v in history.items() if k != "variants"}
+    return {**_first_epochs(shared, len(record["val_neg_elbo"])), **record}
+
+
+def _check_budgets(budgets: Sequence[int]) -> tuple[int, ...]:
+    budgets = tuple(budgets) if isinstance(budgets, (list, tuple)) else (budgets,)
+    if (not budgets or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in budgets)
+            or any(a >= b for a, b in zip(budgets, budgets[1:]))):
+        raise ValueError(f"budgets must be increasing positive numbers of epochs, e.g. (5, 25, 75), got {budgets!r}")
+    return budgets
+
+
+def train_snapshots(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
+                    val_labels: torch.Tensor, config: VAETraining, budgets: Sequence[int],
+                    run_dir: str | Path | None = None, device: str | torch.device | None = None,
+                    show_progress: bool = True) -> list[tuple[VAE, dict[str, Any]]]:
+    """What separate :func:`train_vae` runs of ``epochs`` = b (no patience) return, for each b in ``budgets``,
+    from ONE trajectory of ``max(budgets)`` epochs. Nothing in a run depends on its budget (epoch e's batch
+    order and noise come from the seed and e alone), so a b-epoch run is the first b epochs of a longer one,
+    and its result, the best-validation weights of epochs 1..b, is the best-so-far copy at the end of epoch b:
+    that copy is kept in a module of its own, checkpointed with the run (a resumed run keeps it). Exactly the
+    separate runs' weights and histories (tested), at the cost of the longest one.
+
+    Returns one (model in eval mode, history) per budget, in the order of ``budgets``."""
+    budgets = _check_budgets(budgets)
+    device = get_device(device)
+    x, c, xv, cv = _inputs(train_images, train_labels, val_images, val_labels, device)
+    kept_at = {b: f"best_at_{b}" for b in budgets[:-1]}  # the last budget's is the run's own best copy
+    modules = _models(config, device, ("best", *kept_at.values(), *(("ema",) if config.ema_decay else ())))
+    tracked = [_Tracked(modules.get("ema", modules["model"]), modules["best"], lambda history: history)]
+
+    def keep(epoch: int) -> None:
+        if epoch in kept_at:
+            modules[kept_at[epoch]].load_state_dict(modules["best"].state_dict())
+
+    history = _fit(x, c, xv, cv, config, modules, tracked, _fresh_history(), budgets[-1], None, run_dir,
+                   show_progress, f"{'C-VAE' if config.model.conditional else 'VAE'} snapshots", keep)
+    out = []
+    for b in budgets:
+        kept = _first_epochs(history, b)
+        losses = kept["val_neg_elbo"]
+        best = min(range(b), key=losses.__getitem__)  # the first minimum: the loop keeps strict improvements
+        kept.update(best_epoch=best + 1, best_val_loss=losses[best], stopped_early=False)
+        out.append((modules[kept_at.get(b, "best")].eval(), kept))
+    return out
