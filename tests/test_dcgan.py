@@ -321,3 +321,48 @@ def test_keep_best_returns_the_epoch_with_the_lowest_train_split_estimate(few_di
     assert all(torch.equal(r, judge(classifier, held_out)[0]) for r in references)
     two_epochs, _ = train_gan(images, GANTraining(batch_size=100, ema_decay=0.5), 2, None, "cpu", show_progress=False)
     assert _equal_states(kept.generator, two_epochs.generator), "the averaged G as it was after epoch 2"
+
+
+def test_generator_step_takes_d_out_of_its_backward_pass_and_changes_nothing_else(few_digits, monkeypatch):
+    """The G step freezes D for its backward pass: G's update is that of the plain two-backward step computed by
+    hand; D's gradients are those of its own step only; D trains again afterwards, also after a failure."""
+    from hw5.training.loop import StepInfo
+
+    config = GANTraining(channels_last=False)
+    real = data.to_signed(few_digits[:50], "cpu")
+    seed_everything(0)
+    model = DCGAN(config.model)
+    reference = DCGAN(config.model)
+    reference.load_state_dict(model.state_dict())
+
+    def optimizers(m):
+        return {n: torch.optim.Adam(getattr(m, n).parameters(), lr=1e-3, betas=(0.5, 0.999))
+                for n in ("generator", "discriminator")}
+
+    ours, theirs = optimizers(model), optimizers(reference)
+    step = gan_loop.gan_step(config, {"generator": model.generator, "discriminator": model.discriminator}, ours,
+                             torch.device("cpu"))
+    torch.manual_seed(1)
+    step((real,), StepInfo(1, 0, 1, torch.Generator()))
+    torch.manual_seed(1)  # the same z, then the plain step with D's gradients left on
+    fake = reference.generator(torch.randn(50, config.model.latent_dim))
+    d_loss = discriminator_loss(reference.discriminator(real), reference.discriminator(fake.detach()))["loss"]
+    theirs["discriminator"].zero_grad()
+    d_loss.backward()
+    d_grads = [p.grad.clone() for p in reference.discriminator.parameters()]
+    theirs["discriminator"].step()
+    theirs["generator"].zero_grad()
+    generator_loss(reference.discriminator(fake))["loss"].backward()
+    theirs["generator"].step()
+    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.discriminator.parameters(), d_grads))
+    assert not all(torch.equal(p.grad, g) for p, g in zip(reference.discriminator.parameters(), d_grads))
+    assert all(p.requires_grad for p in model.discriminator.parameters())
+    def failing(*args, **kwargs):
+        raise RuntimeError("G's loss failed")
+
+    monkeypatch.setattr(gan_loop, "generator_loss", failing)
+    with pytest.raises(RuntimeError, match="G's loss failed"):
+        step((real,), StepInfo(1, 0, 1, torch.Generator()))
+    assert all(p.requires_grad for p in model.discriminator.parameters())

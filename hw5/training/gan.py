@@ -146,10 +146,16 @@ def gan_step(config: GANTraining, modules: dict[str, nn.Module], optimizers: dic
         optimizers["discriminator"].zero_grad(set_to_none=True)
         d_out["loss"].backward()
         optimizers["discriminator"].step()
-        with autocast(device, config.precision):
-            g_out = generator_loss(disc(fake), config.generator_loss)
-        optimizers["generator"].zero_grad(set_to_none=True)
-        g_out["loss"].backward()
+        # G's update needs dL_G/dG(z) through D, not D's own gradients: D's parameters leave the graph for the
+        # backward pass (a sixth of D's backward work; the next D step would discard those gradients anyway)
+        disc.requires_grad_(False)
+        try:
+            with autocast(device, config.precision):
+                g_out = generator_loss(disc(fake), config.generator_loss)
+            optimizers["generator"].zero_grad(set_to_none=True)
+            g_out["loss"].backward()
+        finally:
+            disc.requires_grad_(True)
         optimizers["generator"].step()
         if averaged is not None:
             update_average(averaged, gen, config.ema_decay)
