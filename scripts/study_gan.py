@@ -1,5 +1,5 @@
 """Problem 1's DCGAN with a moving average of G and an epoch chosen on the train split, in each precision,
-measured as the notebook measures it: the study that issue #18 asks for, as one command for a GPU machine.
+measured as the notebook measures it: the whole study as one command for a GPU machine.
 
     python scripts/study_gan.py --device cuda --out /tmp/gan_study                 # 30 epochs, fp32 and bf16
     python scripts/study_gan.py --device cpu --epochs 1 --images 2000 --samples 1000 --per-digit 60 \\
@@ -39,12 +39,12 @@ from hw5.training.gan import GANTraining, train_gan  # noqa: E402
 from hw5.utils import device_description, get_device  # noqa: E402
 
 
-def last_average(run_dir: Path, config: GANTraining, model: DCGAN) -> Generator:
+def last_average(run_dir: Path, config: GANTraining, device: torch.device) -> Generator:
     """The averaged G of the run's last epoch, read back from its checkpoint (``train_gan`` returns the kept one)."""
     modules = {"discriminator": Discriminator(), **{name: Generator(config.model.latent_dim)
                                                     for name in ("generator", "generator_ema", "generator_kept")}}
     load_checkpoint(run_dir, modules, config)
-    return modules["generator_ema"].to(next(model.parameters()).device).eval()
+    return modules["generator_ema"].to(device).eval()
 
 
 def measure(classifier: torch.nn.Module, generator: Generator, config: GANTraining, x_train: torch.Tensor,
@@ -88,7 +88,7 @@ def main() -> None:
         model, history = train_gan(fit_images, config, args.epochs, args.out / precision, device,
                                    show_progress=False, judge=classifier, held_out=held_out)
         seconds = time.perf_counter() - start
-        generators = {"raw": model.raw_generator, "averaged": last_average(args.out / precision, config, model),
+        generators = {"raw": model.raw_generator, "averaged": last_average(args.out / precision, config, device),
                       f"kept (epoch {history['kept_epoch']})": model.generator}
         finals = {name: measure(classifier, g, config, x_train, x_test, args.samples) for name, g in generators.items()}
         features = lambda x, d=model.discriminator: d.features(x * 2 - 1)  # noqa: E731 (D reads [-1, 1])
