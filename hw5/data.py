@@ -352,6 +352,24 @@ def to_signed(images: torch.Tensor, device: str | torch.device | None = None, *,
     return to_unit(images, device, name=name).mul_(2.0).sub_(1.0)
 
 
+def to_labels(labels: torch.Tensor, n: int, num_classes: int, device: str | torch.device | None = None, *,
+              name: str = "labels") -> torch.Tensor:
+    """Class labels as int64 (n,) in [0, num_classes) on ``device`` (default: where they are), checked.
+
+    The one place hw5 turns user labels into targets: a tensor of integer classes, one per image; anything
+    else (floats, bools, another length, a class out of range) raises a ``ValueError`` that names ``name``.
+    """
+    if not isinstance(labels, torch.Tensor) or labels.shape != (n,) or labels.dtype.is_floating_point \
+            or labels.dtype.is_complex or labels.dtype == torch.bool:
+        got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"{name} must be integer class labels of shape ({n},), got {got}")
+    labels = labels if device is None else labels.to(device)
+    if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
+        raise ValueError(f"{name} must lie in 0..{num_classes - 1} (the {num_classes} classes), got "
+                         f"{int(labels.min())}..{int(labels.max())}")
+    return labels.long()
+
+
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     """How many mini-batches :func:`minibatches` yields for ``n`` items."""
     return n // batch_size if drop_last else -(-n // batch_size)

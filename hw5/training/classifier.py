@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .. import checks
 from ..configs import TrainingConfig
-from ..data import random_shift, to_unit
+from ..data import random_shift, to_labels, to_unit
 from ..models.classifier import Classifier, ClassifierConfig
 from ..utils import get_device, seed_everything
 from .loop import Run, StepInfo, fit
@@ -61,14 +61,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: Classif
     """
     device = get_device(device)
     x = to_unit(images, device)
-    if labels.shape != (x.shape[0],) or labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be integer classes of shape ({x.shape[0]},), got {labels.dtype} "
-                         f"{tuple(labels.shape)}")
-    y = labels.to(device).long()
-    classes = config.model.num_classes
-    if y.numel() and not (0 <= int(y.min()) and int(y.max()) < classes):
-        raise ValueError(f"labels must lie in 0..{classes - 1} (ClassifierConfig.num_classes = {classes}), got "
-                         f"{int(y.min())}..{int(y.max())}")
+    y = to_labels(labels, x.shape[0], config.model.num_classes, device)
     seed_everything(config.seed)
     model = Classifier(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

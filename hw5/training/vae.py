@@ -27,9 +27,9 @@ import torch
 
 from .. import checks
 from ..configs import TrainingConfig
-from ..data import to_unit
+from ..data import to_labels, to_unit
 from ..metrics.vae import elbo_terms
-from ..models.vae import VAE, VAEConfig, vae_loss
+from ..models.vae import N_CLASSES, VAE, VAEConfig, vae_loss
 from ..utils import get_device, seed_everything
 from .loop import Run, StepInfo, adam, fit, update_average
 
@@ -81,20 +81,8 @@ def kl_weight(config: VAETraining, epoch: int, step: int, steps: int) -> float:
     return min(1.0, ((epoch - 1) * steps + step + 1) / (config.kl_warmup_epochs * steps))
 
 
-def _labels(labels: torch.Tensor, images: torch.Tensor, name: str, device: torch.device) -> torch.Tensor:
-    """Integer class labels in [0, 10), one per image, on ``device``; a clear error otherwise."""
-    if labels.shape != (images.shape[0],) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise ValueError(f"{name} must be integer class labels of shape ({images.shape[0]},), got "
-                         f"{labels.dtype} {tuple(labels.shape)}")
-    labels = labels.to(device)
-    if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < 10):
-        raise ValueError(f"{name} must lie in 0..9 (the ten classes), got {int(labels.min())}..{int(labels.max())}")
-    return labels.long()
-
-
 def _check_patience(patience: int | None) -> None:
-    if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
-        raise ValueError(f"patience must be a positive number of epochs or None, got {patience!r}")
+    checks.optional_count("patience", patience)
 
 
 def _fresh_record() -> dict[str, Any]:
@@ -199,7 +187,9 @@ def _inputs(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: 
     """Checked images in [0, 1] (N, 1, 28, 28) and labels, on ``device``: x, c, x_val, c_val."""
     x = to_unit(train_images, device, name="train_images")
     xv = to_unit(val_images, device, name="val_images")
-    return x, _labels(train_labels, x, "train_labels", device), xv, _labels(val_labels, xv, "val_labels", device)
+    classes = N_CLASSES  # the C-VAE's one-hot width; a VAE ignores its labels, but they are checked all the same
+    return (x, to_labels(train_labels, x.shape[0], classes, device, name="train_labels"),
+            xv, to_labels(val_labels, xv.shape[0], classes, device, name="val_labels"))
 
 
 def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
