@@ -183,24 +183,24 @@ def main() -> None:
              "vae": (40, 400 if not gpu else 600), "cvae": (40, 400 if not gpu else 600)}
     cases = {
         "gan": (
-            lambda n: train_gan(mnist[: n * 200], GANTraining(), 1, None, device, show_progress=False),
+            lambda n: train_gan(mnist[: n * 200], GANTraining(), 1, device=device, show_progress=False),
             lambda n: baselines.gan_epoch(DCGAN().to(device), baselines.loader(mnist, mnist_y, 200, signed=True),
                                           device, n),
         ),
         "rbm": (
-            lambda n: train_rbm(kmnist[: n * 128], RBMTraining(RBMConfig(hidden=256)), 1, None, device, show_progress=False),
+            lambda n: train_rbm(kmnist[: n * 128], RBMTraining(RBMConfig(hidden=256)), 1, device=device, show_progress=False),
             lambda n: baselines.rbm_epoch(baselines.TemplateRBM(F=256).to(device),
                                           baselines.loader(kmnist, kmnist_y, 128), device, n),
         ),
         "vae": (
-            lambda n: train_vae(fashion[: n * 128], fashion_y[: n * 128], val, val_y, VAETraining(), 1, None, None,
-                                device, show_progress=False),
+            lambda n: train_vae(fashion[: n * 128], fashion_y[: n * 128], val, val_y, VAETraining(), 1, device=device,
+                                show_progress=False),
             lambda n: baselines.vae_epoch(baselines.TemplateVAE().to(device),
                                           baselines.loader(fashion, fashion_y, 128), device, n),
         ),
         "cvae": (
             lambda n: train_vae(fashion[: n * 128], fashion_y[: n * 128], val, val_y, VAETraining(VAEConfig(conditional=True)),
-                                1, None, None, device, show_progress=False),
+                                1, device=device, show_progress=False),
             lambda n: baselines.vae_epoch(baselines.TemplateVAE(conditional=True).to(device),
                                           baselines.loader(fashion, fashion_y, 128), device, n),
         ),

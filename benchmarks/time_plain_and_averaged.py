@@ -41,12 +41,12 @@ def main() -> None:
     config = VAETraining(VAEConfig(conditional=args.conditional))
     with tempfile.TemporaryDirectory() as runs:
         start = time.perf_counter()
-        _, _, curves = train_plain_and_averaged(x_tr, y_tr, x_val, y_val, config, DECAY, args.epochs, None, runs,
-                                                "joint", device)
+        curves = train_plain_and_averaged(x_tr, y_tr, x_val, y_val, config, args.epochs, ema_decay=DECAY,
+                                          run_dir=Path(runs) / "joint", device=device).curves
         joint = time.perf_counter() - start
         start = time.perf_counter()
         separate = {v: train_vae(x_tr, y_tr, x_val, y_val, dataclasses.replace(config, ema_decay=d), args.epochs,
-                                 None, Path(runs) / v, device, show_progress=False)[1]["val_neg_elbo"]
+                                 run_dir=Path(runs) / v, device=device, show_progress=False)[1]["val_neg_elbo"]
                     for v, d in (("plain", 0.0), ("averaged", DECAY))}
         two = time.perf_counter() - start
     if separate != curves:

@@ -36,7 +36,7 @@ def main() -> None:
     for hidden in (16, 64, 256):
         start = time.perf_counter()
         config = RBMTraining(RBMConfig(hidden=hidden))
-        _, history = train_rbm(images, config, args.epochs, None, device, show_progress=False)
+        _, history = train_rbm(images, config, args.epochs, device=device, show_progress=False)
         seconds = time.perf_counter() - start
         total += seconds
         print(f"M = {hidden:3d}: {seconds:6.1f} s ({seconds / args.epochs:.2f} s per epoch), "

@@ -85,7 +85,7 @@ def main() -> None:
     for precision in args.precision:
         config = GANTraining(precision=precision, ema_decay=args.ema_decay, keep_best=True, seed=args.seed)
         start = time.perf_counter()
-        model, history = train_gan(fit_images, config, args.epochs, args.out / precision, device,
+        model, history = train_gan(fit_images, config, args.epochs, run_dir=args.out / precision, device=device,
                                    show_progress=False, judge=classifier, held_out=held_out)
         seconds = time.perf_counter() - start
         generators = {"raw": model.raw_generator, "averaged": last_average(args.out / precision, config, device),

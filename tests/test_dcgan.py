@@ -13,7 +13,10 @@ from hw5.metrics.gan import fd_estimate, frechet_distance, judge
 from hw5.models.classifier import Classifier, ClassifierConfig
 from hw5.models.dcgan import DCGAN, Discriminator, Generator, discriminator_loss, generator_loss
 from hw5.training import gan as gan_loop
-from hw5.training.loop import TrainingDiverged, autocast, resolve_precision, update_average
+from hw5.training import policies
+from hw5.training.loop import TrainingDiverged
+from hw5.training.optim import autocast, resolve_precision
+from hw5.training.policies import update_average
 from hw5.training.gan import GANTraining, train_gan
 from hw5.utils import epoch_seed, layer_shapes, seed_everything
 
@@ -103,7 +106,7 @@ def test_config_rejects_bad_values():
         GANTraining(generator_loss="hinge")
     with pytest.raises(ValueError, match=r"GANTraining.lr must be a finite number in \(0, inf\)"):
         GANTraining(lr=0.0)
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         train_gan(torch.zeros(4, 28, 28, dtype=torch.uint8), GANTraining(batch_size=2), 0)
     with pytest.raises(ValueError, match="precision must be one of"):
         GANTraining(batch_size=2, precision="fp16")
@@ -129,9 +132,9 @@ def few_digits() -> torch.Tensor:
 
 def test_resume_after_interruption_equals_uninterrupted_run(few_digits, tmp_path):
     config = GANTraining(batch_size=100)
-    straight, hist = train_gan(few_digits, config, 2, tmp_path / "a", "cpu", show_progress=False)
-    train_gan(few_digits, config, 1, tmp_path / "b", "cpu", show_progress=False)  # "interrupted" here
-    resumed, hist_b = train_gan(few_digits, config, 2, tmp_path / "b", "cpu", show_progress=False)
+    straight, hist = train_gan(few_digits, config, 2, run_dir=tmp_path / "a", device="cpu", show_progress=False)
+    train_gan(few_digits, config, 1, run_dir=tmp_path / "b", device="cpu", show_progress=False)  # "interrupted" here
+    resumed, hist_b = train_gan(few_digits, config, 2, run_dir=tmp_path / "b", device="cpu", show_progress=False)
     for (k, v), w in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(v, w), k
     assert hist["d_loss"] == hist_b["d_loss"] and len(hist["d_loss"]) == 2 * 3
@@ -141,14 +144,14 @@ def test_resume_after_interruption_equals_uninterrupted_run(few_digits, tmp_path
 
 
 def test_checkpoint_of_another_config_is_refused(few_digits, tmp_path):
-    train_gan(few_digits, GANTraining(batch_size=100), 1, tmp_path, "cpu", show_progress=False)
+    train_gan(few_digits, GANTraining(batch_size=100), 1, run_dir=tmp_path, device="cpu", show_progress=False)
     with pytest.raises(ValueError, match="(?s)saved with config.*'batch_size': 100.*loaded with config.*'batch_size': 150"):
-        train_gan(few_digits, GANTraining(batch_size=150), 2, tmp_path, "cpu", show_progress=False)
+        train_gan(few_digits, GANTraining(batch_size=150), 2, run_dir=tmp_path, device="cpu", show_progress=False)
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(few_digits, tmp_path, monkeypatch):
     config = GANTraining(batch_size=100)
-    train_gan(few_digits, config, 1, tmp_path, "cpu", show_progress=False)
+    train_gan(few_digits, config, 1, run_dir=tmp_path, device="cpu", show_progress=False)
     good = load_checkpoint(tmp_path, {"generator": Generator(), "discriminator": Discriminator()})
 
     def exploding(real_logits, fake_logits):
@@ -157,7 +160,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(few_digits, tmp_path, mo
 
     monkeypatch.setattr(gan_loop, "discriminator_loss", exploding)
     with pytest.raises(TrainingDiverged) as err:
-        train_gan(few_digits, config, 3, tmp_path, "cpu", show_progress=False, check_every=2)
+        train_gan(few_digits, config, 3, run_dir=tmp_path, device="cpu", show_progress=False, check_every=2)
     msg = str(err.value)
     assert "d_loss" in msg and "became NaN/inf in epoch 2 by step 2" in msg
     assert f"the last good checkpoint (end of epoch 1) is kept in {tmp_path}" in msg
@@ -201,11 +204,11 @@ def ema_run(few_digits, tmp_path_factory):
         update_average(average, model, decay)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(gan_loop, "update_average", capturing)
-        averaged, _ = train_gan(few_digits, GANTraining(batch_size=100, ema_decay=0.5), 1, None, "cpu",
+        patch.setattr(policies, "update_average", capturing)
+        averaged, _ = train_gan(few_digits, GANTraining(batch_size=100, ema_decay=0.5), 1, device="cpu",
                                 show_progress=False)
     folder = tmp_path_factory.mktemp("default")
-    plain, _ = train_gan(few_digits, GANTraining(batch_size=100), 1, folder, "cpu", show_progress=False)
+    plain, _ = train_gan(few_digits, GANTraining(batch_size=100), 1, run_dir=folder, device="cpu", show_progress=False)
     return averaged, captured, plain, folder
 
 
@@ -285,9 +288,9 @@ def test_fd_estimate_is_the_frechet_distance_of_seeded_samples():
 def test_resume_with_averaging_and_selection_is_bit_exact(few_digits, tmp_path):
     config = GANTraining(batch_size=100, ema_decay=0.9, keep_best=True)
     extra = {"judge": _judge(), "held_out": few_digits[-200:], "estimate_samples": 100}
-    straight, hist = train_gan(few_digits, config, 2, tmp_path / "a", "cpu", show_progress=False, **extra)
-    train_gan(few_digits, config, 1, tmp_path / "b", "cpu", show_progress=False, **extra)
-    resumed, hist_b = train_gan(few_digits, config, 2, tmp_path / "b", "cpu", show_progress=False, **extra)
+    straight, hist = train_gan(few_digits, config, 2, run_dir=tmp_path / "a", device="cpu", show_progress=False, **extra)
+    train_gan(few_digits, config, 1, run_dir=tmp_path / "b", device="cpu", show_progress=False, **extra)
+    resumed, hist_b = train_gan(few_digits, config, 2, run_dir=tmp_path / "b", device="cpu", show_progress=False, **extra)
     assert _equal_states(straight, resumed)
     assert sorted(n for n, _ in straight.named_children()) == ["discriminator", "generator", "raw_generator"]
     for key in ("d_loss", "fd_estimate_raw", "fd_estimate_ema", "kept_epoch"):
@@ -315,11 +318,11 @@ def test_keep_best_returns_the_epoch_with_the_lowest_train_split_estimate(few_di
     monkeypatch.setattr(hw5.metrics.gan, "fd_estimate", scripted_estimate)
     monkeypatch.setattr(data, "load", no_test_split)
     config = GANTraining(batch_size=100, ema_decay=0.5, keep_best=True)
-    kept, hist = train_gan(images, config, 3, None, "cpu", show_progress=False, judge=classifier, held_out=held_out)
+    kept, hist = train_gan(images, config, 3, device="cpu", show_progress=False, judge=classifier, held_out=held_out)
     assert hist["fd_estimate_raw"] == [1.0, 9.0, 0.5] and hist["fd_estimate_ema"] == [9.0, 3.0, 4.0]
     assert hist["kept_epoch"] == 2
     assert all(torch.equal(r, judge(classifier, held_out)[0]) for r in references)
-    two_epochs, _ = train_gan(images, GANTraining(batch_size=100, ema_decay=0.5), 2, None, "cpu", show_progress=False)
+    two_epochs, _ = train_gan(images, GANTraining(batch_size=100, ema_decay=0.5), 2, device="cpu", show_progress=False)
     assert _equal_states(kept.generator, two_epochs.generator), "the averaged G as it was after epoch 2"
 
 

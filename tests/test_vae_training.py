@@ -119,7 +119,7 @@ def test_kl_warmup_schedule_and_config_validation():
     with pytest.raises(ValueError, match="kl_warmup_epochs must be an integer >= 0"):
         VAETraining(kl_warmup_epochs=-1)
     images, labels = torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         train_vae(images, labels, images, labels, VAETraining(), epochs=0)
 
 
@@ -340,7 +340,8 @@ def test_problem3_figures_label_the_models():
 
 def _separately(fashion, config, decay, epochs, patience):
     """What the two variants give as two separate train_vae runs (the reference for the one-trajectory run)."""
-    return {v: train_vae(*fashion, dataclasses.replace(config, ema_decay=d), epochs, patience, show_progress=False)
+    return {v: train_vae(*fashion, dataclasses.replace(config, ema_decay=d), epochs, patience=patience,
+                         show_progress=False)
             for v, d in (("plain", 0.0), ("averaged", decay))}
 
 
@@ -353,26 +354,28 @@ def test_one_trajectory_gives_exactly_the_two_separate_runs(fashion, tmp_path, e
     config = VAETraining(lr=1e-2)
     reference = _separately(fashion, config, 0.5, epochs, 1)
     assert len(reference["plain"][1]["val_neg_elbo"]) == 2  # a variant that stops long before the other
-    chosen, (model, history), curves = train_plain_and_averaged(*fashion, config, 0.5, epochs, 1, tmp_path, "vae")
+    result = train_plain_and_averaged(*fashion, config, epochs, ema_decay=0.5, patience=1, run_dir=tmp_path / "vae")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vae"]  # one run folder, one trajectory
-    assert curves == {v: h["val_neg_elbo"] for v, (_, h) in reference.items()}
-    assert chosen == dataclasses.replace(config, ema_decay=0.5 if kept == "averaged" else 0.0)
-    assert _strip_times(history) == _strip_times(reference[kept][1])
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference[kept][0].state_dict().values()))
+    assert result.curves == {v: h["val_neg_elbo"] for v, (_, h) in reference.items()}
+    assert result.kept == kept
+    assert result.training == dataclasses.replace(config, ema_decay=0.5 if kept == "averaged" else 0.0)
+    assert _strip_times(result.history) == _strip_times(reference[kept][1])
+    assert all(torch.equal(a, b) for a, b in zip(result.model.state_dict().values(),
+                                                 reference[kept][0].state_dict().values()))
 
 
 def test_one_trajectory_resumes_and_refuses_a_bad_decay(fashion, tmp_path):
     from hw5.training.vae import train_plain_and_averaged
 
     config = VAETraining(lr=1e-2)
-    straight = train_plain_and_averaged(*fashion, config, 0.5, 6, 1, tmp_path / "a", "vae")
-    train_plain_and_averaged(*fashion, config, 0.5, 3, 1, tmp_path / "b", "vae")  # "interrupted" after epoch 3
-    resumed = train_plain_and_averaged(*fashion, config, 0.5, 6, 1, tmp_path / "b", "vae")
-    assert resumed[2] == straight[2] and _strip_times(resumed[1][1]) == _strip_times(straight[1][1])
-    assert all(torch.equal(a, b) for a, b in zip(resumed[1][0].state_dict().values(),
-                                                 straight[1][0].state_dict().values()))
-    with pytest.raises(ValueError, match="ema_decay must be a float in \\(0, 1\\)"):
-        train_plain_and_averaged(*fashion, config, 0.0, 2, 1, tmp_path / "c", "vae")
+    straight = train_plain_and_averaged(*fashion, config, 6, ema_decay=0.5, patience=1, run_dir=tmp_path / "a")
+    train_plain_and_averaged(*fashion, config, 3, ema_decay=0.5, patience=1, run_dir=tmp_path / "b")  # interrupted
+    resumed = train_plain_and_averaged(*fashion, config, 6, ema_decay=0.5, patience=1, run_dir=tmp_path / "b")
+    assert resumed.curves == straight.curves and _strip_times(resumed.history) == _strip_times(straight.history)
+    assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(),
+                                                 straight.model.state_dict().values()))
+    with pytest.raises(ValueError, match=r"ema_decay must be a finite number in \(0, 1\)"):
+        train_plain_and_averaged(*fashion, config, 2, ema_decay=0.0, patience=1, run_dir=tmp_path / "c")
 
 
 @pytest.mark.parametrize("decay", [0.0, 0.5])
@@ -382,10 +385,12 @@ def test_snapshots_of_one_trajectory_are_exactly_the_separate_runs(fashion, tmp_
 
     config = VAETraining(lr=1e-2, ema_decay=decay)
     budgets = (1, 2, 5)
-    snapshots = train_snapshots(*fashion, config, budgets, tmp_path / "one", show_progress=False)
+    snapshots = train_snapshots(*fashion, config, budgets, run_dir=tmp_path / "one", show_progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]
     best_epochs = []
-    for b, (model, history) in zip(budgets, snapshots):
+    for b, snapshot in zip(budgets, snapshots):
+        model, history = snapshot.model, snapshot.history
+        assert snapshot.epochs == b
         separate_model, separate = train_vae(*fashion, config, b, show_progress=False)
         assert _strip_times(history) == _strip_times(separate)
         assert len(history["epoch_seconds"]) == b and not model.training
@@ -400,7 +405,7 @@ def test_snapshots_resume_after_an_interruption_and_check_their_budgets(fashion,
     import hw5.training.vae as training
 
     config = VAETraining(lr=1e-2)
-    straight = training.train_snapshots(*fashion, config, (2, 4), tmp_path / "a", show_progress=False)
+    straight = training.train_snapshots(*fashion, config, (2, 4), run_dir=tmp_path / "a", show_progress=False)
     calls, original = [], training.elbo_terms
 
     def interrupted(*args, **kwargs):
@@ -411,12 +416,12 @@ def test_snapshots_resume_after_an_interruption_and_check_their_budgets(fashion,
 
     monkeypatch.setattr(training, "elbo_terms", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        training.train_snapshots(*fashion, config, (2, 4), tmp_path / "b", show_progress=False)
+        training.train_snapshots(*fashion, config, (2, 4), run_dir=tmp_path / "b", show_progress=False)
     monkeypatch.setattr(training, "elbo_terms", original)
-    resumed = training.train_snapshots(*fashion, config, (2, 4), tmp_path / "b", show_progress=False)
-    for (m1, h1), (m2, h2) in zip(straight, resumed):
-        assert _strip_times(h1) == _strip_times(h2)
-        assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values()))
+    resumed = training.train_snapshots(*fashion, config, (2, 4), run_dir=tmp_path / "b", show_progress=False)
+    for a, b in zip(straight, resumed):
+        assert _strip_times(a.history) == _strip_times(b.history)
+        assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
     for bad in [(), (3, 3), (5, 2), (0, 4), (2.0, 4)]:
         with pytest.raises(ValueError, match=r"budgets must be increasing positive numbers of epochs, e\.g\."):
             training.train_snapshots(*fashion, config, bad, show_progress=False)

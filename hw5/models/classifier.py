@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .. import checks
+from .base import Model
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class ClassifierConfig:
             checks.integer(self, name, 1)
         checks.real(self, "dropout", 0.0, 1.0, high_open=True)
 
+    def build(self) -> Classifier:
+        """A fresh (untrained) classifier of this config."""
+        return Classifier(self)
+
 
 @dataclass(frozen=True)
 class LinearProbeConfig:
@@ -47,6 +52,10 @@ class LinearProbeConfig:
         checks.integer(self, "in_features", 1)
         checks.integer(self, "num_classes", 1)
 
+    def build(self) -> LinearProbe:
+        """A fresh (untrained) linear layer of this config."""
+        return LinearProbe(self)
+
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
     """Two 3x3 same-padding convolutions with batch norm and ReLU, then 2x2 max-pooling (H, W halve)."""
@@ -57,15 +66,14 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-class Classifier(nn.Module):
+class Classifier(Model):
     """p(y | x) = softmax(W2 relu(W1 phi_conv(x) + b1) + b2) for x in [0, 1]^{1x28x28}."""
 
     config_class: ClassVar[type] = ClassifierConfig  # what :func:`hw5.pretrained.pretrained` builds it from
 
-    def __init__(self, config: ClassifierConfig = ClassifierConfig()) -> None:
+    def __init__(self, config: ClassifierConfig | None = None) -> None:
         super().__init__()
-        checks.argument("Classifier", "config", config, ClassifierConfig)
-        self.config = config
+        config = self._use_config(config)
         num_classes, width, feature_dim = config.num_classes, config.width, config.feature_dim
         self.convs = nn.Sequential(
             _block(1, width),  # 1x28x28 -> width x14x14
@@ -86,7 +94,7 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
 
-class LinearProbe(nn.Linear):
+class LinearProbe(nn.Linear, Model):
     """One linear layer on frozen features: class logits W phi(x) + b, (B, in_features) -> (B, num_classes).
 
     Problem 1.2's probe on the discriminator's 8192-d features (fitted by :mod:`hw5.metrics.probe`).
@@ -95,6 +103,6 @@ class LinearProbe(nn.Linear):
     config_class: ClassVar[type] = LinearProbeConfig  # what :func:`hw5.pretrained.pretrained` builds it from
 
     def __init__(self, config: LinearProbeConfig) -> None:
-        checks.argument("LinearProbe", "config", config, LinearProbeConfig)
+        checks.argument("LinearProbe", "config", config, LinearProbeConfig)  # no defaults: the width is the data's
         super().__init__(config.in_features, config.num_classes)
-        self.config = config
+        self._use_config(config)

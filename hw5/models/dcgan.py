@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
+from .base import GenerativeModel
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 
@@ -51,6 +52,10 @@ class DCGANConfig:
 
     def __post_init__(self) -> None:
         checks.integer(self, "latent_dim", 1)
+
+    def build(self) -> DCGAN:
+        """A fresh (untrained) DCGAN of this config."""
+        return DCGAN(self)
 
 
 class Generator(nn.Module):
@@ -108,7 +113,7 @@ class Discriminator(nn.Module):
         return self.final(self.features(x)).squeeze(1)
 
 
-class DCGAN(nn.Module):
+class DCGAN(GenerativeModel):
     """The pair (G, D), with :meth:`sample` for display.
 
     ``generator`` is the G that samples. After :meth:`use_generator` (which :func:`hw5.training.gan.train_gan`
@@ -118,10 +123,9 @@ class DCGAN(nn.Module):
 
     config_class: ClassVar[type] = DCGANConfig  # what :func:`hw5.pretrained.pretrained` builds it from
 
-    def __init__(self, config: DCGANConfig = DCGANConfig()) -> None:
+    def __init__(self, config: DCGANConfig | None = None) -> None:
         super().__init__()
-        checks.argument("DCGAN", "config", config, DCGANConfig)
-        self.config = config
+        config = self._use_config(config)
         self.generator = Generator(config.latent_dim)
         self.discriminator = Discriminator()
 
@@ -137,7 +141,7 @@ class DCGAN(nn.Module):
 
         ``generator`` (a torch.Generator on the model's device) makes the draw reproducible.
         """
-        device = next(self.parameters()).device
+        device = self.device
         z = torch.randn(n, self.generator.latent_dim, device=device, generator=generator)
         was_training = self.generator.training
         self.generator.eval()

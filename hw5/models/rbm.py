@@ -41,6 +41,7 @@ import torch.nn.functional as fn
 from torch import nn
 
 from .. import checks
+from .base import GenerativeModel
 
 
 def standardize(x: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -99,8 +100,12 @@ class RBMConfig:
         else:
             checks.real(self, "sigma", 0.0, low_open=True)
 
+    def build(self) -> RBM:
+        """A fresh (untrained) RBM of this config: W ~ N(0, 1e-4), b = alpha = 0."""
+        return RBM(self)
 
-class RBM(nn.Module):
+
+class RBM(GenerativeModel):
     """Gaussian-Bernoulli RBM with D = ``config.visible`` visible and F = ``config.hidden`` hidden units, trained
     by CD-k with k = ``config.gibbs_steps``.
 
@@ -112,10 +117,9 @@ class RBM(nn.Module):
 
     config_class: ClassVar[type] = RBMConfig  # what :func:`hw5.pretrained.pretrained` builds it from
 
-    def __init__(self, config: RBMConfig = RBMConfig()) -> None:
+    def __init__(self, config: RBMConfig | None = None) -> None:
         super().__init__()
-        checks.argument("RBM", "config", config, RBMConfig)
-        self.config = config
+        config = self._use_config(config)
         self.visible, self.hidden, self.gibbs_steps = config.visible, config.hidden, config.gibbs_steps
         self.W = nn.Parameter(torch.randn(config.hidden, config.visible) * 1e-2)
         self.b = nn.Parameter(torch.zeros(config.visible))
@@ -223,6 +227,16 @@ class RBM(nn.Module):
         h = self.sample_bernoulli(torch.sigmoid(logits), generator)
         mean_k = self.mean_v_given_h(h)
         return GibbsChain(self.sample_gaussian(mean_k, generator), mean_k, logits_0)
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int = 1000, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n visible vectors E[v | h_{steps-1}] (n, D) at the end of ``steps`` block-Gibbs steps started from
+        v_0 ~ N(b, diag(sigma^2)) (the visible law when every hidden unit is off), in the standardised units the
+        RBM models (:func:`to_pixels` maps them to pixels with a batch's mean and std). On the model's device;
+        ``generator`` (on that device) makes the draw reproducible."""
+        n = checks.count("n", n, 1)
+        v_0 = self.sample_gaussian(self.b.expand(n, self.visible), generator)  # (D,) -> (n, D)
+        return self.gibbs_chain(v_0, checks.count("steps", steps, 1), generator).mean_k
 
     def forward(self, v: torch.Tensor, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
+from .base import GenerativeModel
 
 N_IN, N_HID, Z_DIM, N_CLASSES = 784, 400, 20, 10  # fixed by the course template
 ACTIVATIONS = {
@@ -64,7 +65,7 @@ class VAEConfig:
         return (CVAE if self.conditional else VAE)(self)
 
 
-class VAE(nn.Module):
+class VAE(GenerativeModel):
     """The template's VAE: q(z | x) = N(mu(x), diag exp(logvar(x))), p(x | z) = Bernoulli(sigmoid(l(z))).
 
     Every method takes a class ``c`` too, and ignores it, so the VAE and the C-VAE share one interface:
@@ -77,12 +78,10 @@ class VAE(nn.Module):
 
     def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__()
-        config = VAEConfig(conditional=self.conditional) if config is None else config
-        checks.argument(type(self).__name__, "config", config, VAEConfig)
+        config = self._use_config(VAEConfig(conditional=self.conditional) if config is None else config)
         if config.conditional != self.conditional:
             raise ValueError(f"{type(self).__name__} is {'' if self.conditional else 'not '}conditional but got "
                              f"{config}; build the model with config.build()")
-        self.config = config
         self.n_in, self.z_dim, self.n_classes = N_IN, Z_DIM, N_CLASSES
         self.act = ACTIVATIONS[config.activation]
         n_cond = N_CLASSES if self.conditional else 0
@@ -137,9 +136,6 @@ class VAE(nn.Module):
         return self.decode(self.reparameterize(mu, logvar, generator), c), mu, logvar
 
     # -- generation ------------------------------------------------------------------------------------
-    def _device(self) -> torch.device:
-        return self.fc1.weight.device
-
     @torch.no_grad()
     def sample(self, n: int, c: torch.Tensor | int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -149,7 +145,7 @@ class VAE(nn.Module):
         For the C-VAE, ``c`` is one class (an int: n images of that class) or n labels (any device); the VAE
         ignores it. ``generator`` (on the model's device) makes the draw reproducible.
         """
-        device = self._device()
+        device = self.device
         z = torch.randn(n, self.z_dim, device=device, generator=generator)
         if self.conditional:
             if c is None:
@@ -164,7 +160,7 @@ class VAE(nn.Module):
         ([0, 1] floats, (1, 28, 28) or (784,), any device):  z_t = (1 - t) mu_a + t mu_b, t in [0, 1]
         (``steps`` points); for the C-VAE the one-hot class is interpolated the same way. Returns
         (steps, 1, 28, 28) in [0, 1] on the model's device."""
-        device = self._device()
+        device = self.device
         x = torch.stack([x_a.reshape(-1), x_b.reshape(-1)]).to(device)  # (2, 784)
         c = torch.tensor([c_a, c_b], device=device)
         mu, _ = self.encode(x, c)
@@ -187,14 +183,14 @@ class CVAE(VAE):
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """``n_per_class`` prior samples of every class: images E[x | z, c] (10 n, 1, 28, 28) in [0, 1] and
         the classes asked for (10 n,), 0 0 ... 1 1 ..., both on the model's device."""
-        classes = torch.arange(self.n_classes, device=self._device()).repeat_interleave(n_per_class)
+        classes = torch.arange(self.n_classes, device=self.device).repeat_interleave(n_per_class)
         return self.sample(classes.shape[0], classes, generator=generator), classes
 
     @torch.no_grad()
     def decode_under_all_classes(self, z: torch.Tensor) -> torch.Tensor:
         """E[x | z, c] for every row of ``z`` (n, M; any device) and every class c: (n, n_classes, 1, 28, 28)
         in [0, 1] on the model's device."""
-        z = z.to(self._device())
+        z = z.to(self.device)
         n = z.shape[0]
         classes = torch.arange(self.n_classes, device=z.device).repeat(n)  # (n * 10,): 0..9, 0..9, ...
         logits = self.decode(z.repeat_interleave(self.n_classes, dim=0), classes)  # (n*10, 784)

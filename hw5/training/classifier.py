@@ -21,7 +21,7 @@ from ..configs import TrainingConfig
 from ..data import random_shift, to_labels, to_unit
 from ..models.classifier import Classifier, ClassifierConfig
 from ..utils import get_device, seed_everything
-from .loop import Run, StepInfo, fit
+from .loop import Callback, Run, StepInfo, fit
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ClassifierTraining(TrainingConfig):
         checks.integer(self, "seed", 0)
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: ClassifierTraining, epochs: int,
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: ClassifierTraining, epochs: int, *,
                      run_dir: str | Path | None = None, device: str | torch.device | None = None,
                      show_progress: bool = True) -> tuple[Classifier, dict[str, Any]]:
     """Train (or resume) a classifier on ``images`` (uint8, or floats in [0, 1]; (N, 28, 28)) and int
@@ -72,14 +72,14 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: Classif
         for group in optimizer.param_groups:
             group["lr"] = config.lr * config.lr_decay ** (epoch - 1)
 
-    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
+    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> dict[str, torch.Tensor]:
         xb, yb = batch
         logits = model(random_shift(xb, config.max_shift, info.generator))
         loss = F.cross_entropy(logits, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return torch.stack([loss.detach() * yb.shape[0], (logits.argmax(1) == yb).sum().float()])
+        return {"loss": loss.detach() * yb.shape[0], "correct": (logits.argmax(1) == yb).sum().float()}
 
     def summarise(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> None:
         loss_sum, correct = log.sum(0).tolist()
@@ -87,5 +87,5 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: Classif
         history["train_acc"].append(correct / x.shape[0])
 
     history = fit(run, epochs, step, history={"loss": [], "train_acc": []}, run_dir=run_dir,
-                  on_epoch_start=schedule, on_epoch_end=summarise, show_progress=show_progress)
+                  hooks=[Callback(schedule, summarise)], show_progress=show_progress)
     return model.eval(), history

@@ -26,7 +26,6 @@ Two options, both off by default (the default config trains bit for bit as the c
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,7 +40,9 @@ from ..data import to_signed, to_unit
 from ..metrics import gan as quality
 from ..models.dcgan import DCGAN, GENERATOR_LOSSES, DCGANConfig, Generator, discriminator_loss, generator_loss
 from ..utils import epoch_seed, get_device, seed_everything
-from .loop import PRECISIONS, EpochHook, Run, Step, StepInfo, autocast, fit, update_average
+from .loop import Callback, EpochEnd, Hook, Run, Step, StepInfo, fit
+from .optim import PRECISIONS, autocast
+from .policies import KeepBest, MovingAverage
 
 LOGGED = ("d_loss", "g_loss", "d_real", "d_fake")
 BN_BATCHES = 10  # noise batches (of batch_size) over which the averaged G's batch-norm statistics are recomputed
@@ -69,7 +70,7 @@ class GANTraining(TrainingConfig):
     beta2: float = 0.999
     batch_size: int = 200
     generator_loss: str = "non_saturating"
-    precision: str = "auto"  # bf16 autocast on GPUs, fp32 on CPUs (see training.loop.resolve_precision)
+    precision: str = "auto"  # bf16 autocast on GPUs, fp32 on CPUs (see training.optim.resolve_precision)
     channels_last: bool = True
     ema_decay: float = 0.0
     keep_best: bool = False
@@ -133,11 +134,11 @@ def _check_judging(config: GANTraining, judge: nn.Module | None, held_out: torch
 def gan_step(config: GANTraining, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
              device: torch.device) -> Step:
     """One training step of :func:`train_gan` on a batch of real images x in [-1, 1] and fresh noise z:
-    a D update on L_D(x, G(z) detached), a G update on L_G(G(z)) with the same fakes, then (with averaging) the
-    moving average's update. Returns the step function the runner calls."""
-    gen, disc, averaged = modules["generator"], modules["discriminator"], modules.get("generator_ema")
+    a D update on L_D(x, G(z) detached), then a G update on L_G(G(z)) with the same fakes. Returns the step
+    function the runner calls."""
+    gen, disc = modules["generator"], modules["discriminator"]
 
-    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
+    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> dict[str, torch.Tensor]:
         (real,) = batch
         z = torch.randn(real.shape[0], config.model.latent_dim, device=device)
         with autocast(device, config.precision):
@@ -157,9 +158,8 @@ def gan_step(config: GANTraining, modules: dict[str, nn.Module], optimizers: dic
         finally:
             disc.requires_grad_(True)
         optimizers["generator"].step()
-        if averaged is not None:
-            update_average(averaged, gen, config.ema_decay)
-        return torch.stack([d_out["loss"], g_out["loss"], d_out["d_real"], d_out["d_fake"]]).detach()
+        return {"d_loss": d_out["loss"].detach(), "g_loss": g_out["loss"].detach(),
+                "d_real": d_out["d_real"].detach(), "d_fake": d_out["d_fake"].detach()}
 
     return step
 
@@ -171,41 +171,44 @@ def _record(history: dict[str, Any], key: str, epoch: int, value: float) -> None
     values.append(value)
 
 
-def _score(value: float | None) -> float:
-    """An estimate for comparison: NaN (None after a JSON round trip) counts as +inf, never kept over a number."""
-    return math.inf if value is None or math.isnan(value) else value
-
-
 def _epoch_end(config: GANTraining, modules: dict[str, nn.Module], judge: nn.Module | None,
-               reference: torch.Tensor | None, estimate_samples: int) -> EpochHook:
-    """The per-epoch hook: step logs into the history, the averaged G's batch-norm statistics, the estimates,
-    and the kept copy."""
-    averaged, kept = modules.get("generator_ema"), modules.get("generator_kept")
+               reference: torch.Tensor | None, estimate_samples: int) -> EpochEnd:
+    """The per-epoch summary: step logs into the history and, with a judge, the FD estimates of the raw and the
+    averaged G."""
+    averaged = modules.get("generator_ema")
     candidates = {"raw": modules["generator"], **({"ema": averaged} if averaged is not None else {})}
 
     def end(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> dict[str, str]:
         for key, column in zip(LOGGED, log.T.tolist()):
             history[key].extend(column)
-        if averaged is not None:
-            recompute_batch_norm(averaged, config, epoch)
         if judge is None:
             return {}
         for name, generator in candidates.items():
             value = quality.fd_estimate(judge, generator, reference, estimate_samples, config.seed)
             _record(history, f"fd_estimate_{name}", epoch, value)
-        shown = {f"fd_{name}": f"{history[f'fd_estimate_{name}'][-1]:.2f}" for name in candidates}
-        if kept is not None:
-            scores = history["fd_estimate_ema" if averaged is not None else "fd_estimate_raw"]
-            if history["kept_epoch"] == 0 or _score(scores[-1]) < _score(scores[history["kept_epoch"] - 1]):
-                kept.load_state_dict(candidates["ema" if averaged is not None else "raw"].state_dict())
-                history["kept_epoch"] = epoch
-            shown["kept"] = str(history["kept_epoch"])
-        return shown
+        return {f"fd_{name}": f"{history[f'fd_estimate_{name}'][-1]:.2f}" for name in candidates}
 
     return end
 
 
-def train_gan(images: torch.Tensor, config: GANTraining, epochs: int, run_dir: str | Path | None = None,
+def _hooks(config: GANTraining, modules: dict[str, nn.Module], summarise: EpochEnd) -> list[Hook]:
+    """The run's hooks, in order: the moving average of G (its batch-norm statistics recomputed at each epoch's
+    end, before anything samples from it), the summary and estimates, and the kept copy of the G that the
+    estimates rank (averaged if enabled)."""
+    hooks: list[Hook] = []
+    averaged = modules.get("generator_ema")
+    if averaged is not None:
+        hooks.append(MovingAverage(modules["generator"], averaged, config.ema_decay,
+                                   recompute=lambda epoch: recompute_batch_norm(averaged, config, epoch)))
+    hooks.append(Callback(on_epoch_end=summarise))
+    if config.keep_best:
+        ranked, key = (modules["generator"], "fd_estimate_raw") if averaged is None else (averaged, "fd_estimate_ema")
+        hooks.append(KeepBest(ranked, modules["generator_kept"], lambda history: history[key], epoch_key="kept_epoch",
+                              label="kept"))
+    return hooks
+
+
+def train_gan(images: torch.Tensor, config: GANTraining, epochs: int, *, run_dir: str | Path | None = None,
               device: str | torch.device | None = None, show_progress: bool = True, check_every: int = 50,
               judge: nn.Module | None = None, held_out: torch.Tensor | None = None,
               estimate_samples: int = ESTIMATE_SAMPLES) -> tuple[DCGAN, dict[str, Any]]:
@@ -241,8 +244,8 @@ def train_gan(images: torch.Tensor, config: GANTraining, epochs: int, run_dir: s
     run = Run("DCGAN", modules, optimizers, config, config.seed, (data,), config.batch_size, LOGGED,
               drop_last=True)
     fresh = {**{k: [] for k in LOGGED}, **({"kept_epoch": 0} if config.keep_best else {})}
-    history = fit(run, epochs, step=gan_step(config, modules, optimizers, device), history=fresh,
-                  run_dir=run_dir, on_epoch_end=_epoch_end(config, modules, judge, reference, estimate_samples),
-                  show_progress=show_progress, check_every=check_every)
+    summarise = _epoch_end(config, modules, judge, reference, estimate_samples)
+    history = fit(run, epochs, gan_step(config, modules, optimizers, device), history=fresh, run_dir=run_dir,
+                  hooks=_hooks(config, modules, summarise), show_progress=show_progress, check_every=check_every)
     model.use_generator(modules.get("generator_kept", modules.get("generator_ema", model.generator)))
     return model.eval(), history

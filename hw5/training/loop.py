@@ -5,30 +5,33 @@
 1. check the budget and the data (a run that would take no step is an error, not a no-op);
 2. resume the last committed epoch from ``run_dir`` (a checkpoint of another config is refused; a budget
    smaller than what the folder already holds is refused rather than silently answered with more);
-3. for each remaining epoch: reseed every generator from (seed, epoch) (:func:`hw5.utils.epoch_seed`), so a
-   resumed run replays an uninterrupted one; put the modules in train mode; draw one shuffled order of the
-   device-resident data (:func:`hw5.data.minibatches`); call the family's ``step`` on each batch, keeping
-   the logged values in a device tensor (no host synchronisation inside a step); check them for NaN/inf
-   every ``check_every`` steps and at the end of the epoch; time the epoch; call the family's
-   ``on_epoch_end`` hook (validation, evaluation, best-keeping); commit a checkpoint;
+3. for each remaining epoch, unless a hook stops training first (:meth:`Hook.stop_before`): reseed every
+   generator from (seed, epoch) (:func:`hw5.utils.epoch_seed`), so a resumed run replays an uninterrupted
+   one; put the modules in train mode; draw one shuffled order of the device-resident data
+   (:func:`hw5.data.minibatches`); call the family's ``step`` on each batch and every hook's ``after_step``,
+   keeping the logged values in a device tensor (no host synchronisation inside a step); check them for
+   NaN/inf every ``check_every`` steps and at the end of the epoch; time the epoch; call every hook's
+   ``epoch_end`` (summaries, validation, averaging, best-keeping), in the order given; commit a checkpoint;
 4. return the history.
 
 A family supplies only its step (the maths of one update, the pattern of pytorch-generative's
-``Trainer.train_one_batch``) and its per-epoch hooks (minGPT's trainer callbacks), e.g.::
+``Trainer.train_one_batch``), returning its logged values by name, and its hooks (minGPT's trainer callbacks;
+the shared policies, moving average, keep-the-best and early stopping, are in :mod:`hw5.training.policies`)::
 
     def step(batch, info):            # batch: one slice of each data tensor; info: epoch, index, generator
         loss = ...; optimizer.zero_grad(); loss.backward(); optimizer.step()
-        return torch.stack([loss.detach()])          # one value per name in Run.logged
+        return {"loss": loss.detach()}                 # one 0-d tensor per name in Run.logged
 
-    history = fit(run, epochs, step, run_dir=folder, on_epoch_end=hook)
+    history = fit(run, epochs, step, history={}, run_dir=folder, hooks=[Callback(epoch_end=summarise)])
+
+``tests/test_loop.py`` trains a toy family through it: the example a new family copies.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +41,8 @@ from tqdm import tqdm
 
 from ..checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from ..data import minibatches, num_batches
+from .. import checks
 from ..utils import epoch_seed, seed_everything
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class TrainingDiverged(RuntimeError):
@@ -91,14 +93,48 @@ class StepInfo:
     generator: torch.Generator
 
 
-Step = Callable[[tuple[torch.Tensor, ...], StepInfo], torch.Tensor]
-EpochHook = Callable[[int, torch.Tensor, dict[str, Any]], Mapping[str, Any] | None]
+Step = Callable[[tuple[torch.Tensor, ...], StepInfo], Mapping[str, torch.Tensor]]
+EpochEnd = Callable[[int, torch.Tensor, dict[str, Any]], Mapping[str, str] | None]
+
+
+class Hook:
+    """A training policy or a family's per-epoch work, called by :func:`fit` at fixed points; every method is
+    optional (the defaults do nothing). State that must survive an interruption lives in the history (saved
+    with every checkpoint) or in modules of the run (checkpointed)."""
+
+    def epoch_start(self, epoch: int) -> None:
+        """Before the epoch's first step (e.g. a learning-rate schedule)."""
+
+    def after_step(self, info: StepInfo) -> None:
+        """After each step's update (e.g. a moving average of the weights)."""
+
+    def epoch_end(self, epoch: int, log: torch.Tensor, history: dict[str, Any]) -> Mapping[str, str] | None:
+        """After the epoch's steps, with the (steps, len(logged)) device log; may return progress-bar values."""
+        return None
+
+    def stop_before(self, epoch: int, history: dict[str, Any]) -> bool:
+        """Whether training ends before ``epoch`` (e.g. early stopping); any hook can end it."""
+        return False
+
+
+@dataclass
+class Callback(Hook):
+    """A family's own per-epoch functions as a hook: ``epoch_start(epoch)``, ``epoch_end(epoch, log, history)``."""
+
+    on_epoch_start: Callable[[int], None] | None = None
+    on_epoch_end: EpochEnd | None = None
+
+    def epoch_start(self, epoch: int) -> None:
+        if self.on_epoch_start is not None:
+            self.on_epoch_start(epoch)
+
+    def epoch_end(self, epoch: int, log: torch.Tensor, history: dict[str, Any]) -> Mapping[str, str] | None:
+        return None if self.on_epoch_end is None else self.on_epoch_end(epoch, log, history)
 
 
 def check_budget(epochs: int) -> None:
     """Budgets are arguments; a non-positive one is a mistake, not a no-op."""
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    checks.count("epochs", epochs, 1)
 
 
 def resume(run: Run, run_dir: str | Path | None, epochs: int) -> tuple[int, dict[str, Any]]:
@@ -144,7 +180,16 @@ def progress(total: int, initial: int, desc: str, enabled: bool) -> tqdm:
                 mininterval=5.0, dynamic_ncols=False, ncols=100)
 
 
-def _run_epoch(run: Run, epoch: int, step: Step, run_dir: str | Path | None, bar: tqdm,
+def _stacked(values: Mapping[str, torch.Tensor], names: tuple[str, ...], run: Run) -> torch.Tensor:
+    """The step's named values as one (len(names),) tensor in the order of ``names``."""
+    if not isinstance(values, Mapping) or set(values) != set(names):
+        got = sorted(values) if isinstance(values, Mapping) else type(values).__name__
+        raise ValueError(f"{run.name}: a step must return a dict with one 0-d tensor for each of {list(names)} "
+                         f"(Run.logged), got {got}")
+    return torch.stack([values[name] for name in names])
+
+
+def _run_epoch(run: Run, epoch: int, step: Step, hooks: Sequence[Hook], run_dir: str | Path | None, bar: tqdm,
                check_every: int) -> torch.Tensor:
     """One epoch of steps in a freshly seeded order; returns the (steps, len(logged)) log on the device."""
     seed_everything(epoch_seed(run.seed, epoch))
@@ -155,7 +200,10 @@ def _run_epoch(run: Run, epoch: int, step: Step, run_dir: str | Path | None, bar
     log = torch.zeros(run.steps, len(run.logged), device=run.data[0].device)
     batches = minibatches(*run.data, batch_size=run.batch_size, generator=generator, drop_last=run.drop_last)
     for index, batch in enumerate(batches):
-        log[index] = step(batch, StepInfo(epoch, index, run.steps, generator))
+        info = StepInfo(epoch, index, run.steps, generator)
+        log[index] = _stacked(step(batch, info), run.logged, run)
+        for hook in hooks:
+            hook.after_step(info)
         if (index + 1) % check_every == 0 or index + 1 == run.steps:
             ensure_finite(log[: index + 1], run.logged, epoch, index + 1, run_dir)
             bar.set_postfix(epoch=epoch, **{k: f"{v:.3f}" for k, v in zip(run.logged, log[index].tolist())},
@@ -165,82 +213,37 @@ def _run_epoch(run: Run, epoch: int, step: Step, run_dir: str | Path | None, bar
 
 
 def fit(run: Run, epochs: int, step: Step, *, history: dict[str, Any], run_dir: str | Path | None = None,
-        on_epoch_start: Callable[[int], None] | None = None, on_epoch_end: EpochHook | None = None,
-        stop_before: Callable[[int, dict[str, Any]], bool] | None = None, show_progress: bool = True,
-        check_every: int = 50) -> dict[str, Any]:
+        hooks: Sequence[Hook] = (), show_progress: bool = True, check_every: int = 50) -> dict[str, Any]:
     """Train ``run`` for ``epochs`` epochs in total (resuming from ``run_dir``); returns the history.
 
     ``history`` is a fresh run's history (a resumed run continues its saved one); the runner records
     ``steps_per_epoch`` and appends ``epoch_seconds`` (wall clock of the steps) and ``epoch_cpu_seconds`` (CPU
-    time of the process, all threads: the cost regardless of other jobs on a shared machine).
-    ``on_epoch_start(epoch)`` runs before the epoch's
-    steps; ``on_epoch_end(epoch, log, history)`` after them, with the (steps, len(logged)) device log, and may
-    return progress-bar values; ``stop_before(epoch, history)`` ends training before an epoch (early stopping).
+    time of the process, all threads: the cost regardless of other jobs on a shared machine). ``hooks`` are
+    called in their order at each point of the epoch (see :class:`Hook`); training ends before an epoch for
+    which any hook's ``stop_before`` is true.
     """
     check_budget(epochs)
     run.check_steps()
-    if not isinstance(check_every, int) or check_every < 1:
-        raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
+    checks.count("check_every", check_every, 1)
     done, saved = resume(run, run_dir, epochs)
     history = saved or {**history, "steps_per_epoch": run.steps}
     bar = progress(epochs * run.steps, done * run.steps, run.name, show_progress)
     try:
         for epoch in range(done + 1, epochs + 1):
-            if stop_before is not None and stop_before(epoch, history):
+            if any(hook.stop_before(epoch, history) for hook in hooks):
                 break
             start, start_cpu = time.perf_counter(), time.process_time()
-            if on_epoch_start is not None:
-                on_epoch_start(epoch)
-            log = _run_epoch(run, epoch, step, run_dir, bar, check_every)
+            for hook in hooks:
+                hook.epoch_start(epoch)
+            log = _run_epoch(run, epoch, step, hooks, run_dir, bar, check_every)
             history.setdefault("epoch_seconds", []).append(time.perf_counter() - start)
             history.setdefault("epoch_cpu_seconds", []).append(time.process_time() - start_cpu)
-            shown = on_epoch_end(epoch, log, history) if on_epoch_end is not None else None
+            shown: dict[str, str] = {}
+            for hook in hooks:
+                shown.update(hook.epoch_end(epoch, log, history) or {})
             if shown:
                 bar.set_postfix(epoch=epoch, **shown, refresh=False)
             commit(run, run_dir, epoch, history)
     finally:
         bar.close()
     return history
-
-
-@torch.no_grad()
-def update_average(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """One step of the exponential moving average of ``model``'s parameters (Polyak averaging):
-    theta_avg <- decay * theta_avg + (1 - decay) * theta, parameter by parameter, in place."""
-    for p_avg, p in zip(average.parameters(), model.parameters()):
-        p_avg.lerp_(p, 1.0 - decay)
-
-
-def adam(parameters: Iterable[torch.nn.Parameter], device: torch.device, *, lr: float,
-         betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-         fused: bool | None = None) -> torch.optim.Adam:
-    """Adam; by default the fused kernel (one launch updates every parameter) on CPUs and CUDA GPUs, where
-    torch has it, and the multi-tensor ``foreach`` kernel elsewhere."""
-    if fused is None:
-        fused = device.type in ("cpu", "cuda")
-    return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused,
-                            foreach=None if fused else True)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` -> ``"bf16"`` on CUDA and ``"fp32"`` on a CPU; ``"fp32"``/``"bf16"`` are kept.
-
-    Why not bf16 on CPUs too: on the 2-core development CPU (avx512_bf16) a Figure-1 DCGAN batch-200 step
-    took 0.90 s in fp32 and 1.20 s under bf16 autocast (the convolutions' bf16 kernels and the casts cost
-    more than the faster matmuls save); on GPUs bf16 runs on tensor cores.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return precision
-
-
-def autocast(device: torch.device, precision: str) -> AbstractContextManager:
-    """bf16 autocast on CPU or CUDA for ``precision="bf16"`` (or ``"auto"`` on CUDA); plain fp32 otherwise.
-
-    Parameters and optimizer state stay fp32; matmuls and convolutions run in bf16.
-    """
-    if resolve_precision(precision, device) == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -34,7 +34,8 @@ from ..data import to_unit
 from ..metrics.rbm import reconstruction_mse
 from ..models.rbm import RBM, RBMConfig, standardize, to_pixels
 from ..utils import get_device, seed_everything
-from .loop import Run, StepInfo, adam, fit
+from .loop import Callback, Run, StepInfo, fit
+from .optim import adam
 
 GRADIENTS = ("analytic", "autograd")
 LOGGED = ("loss", "train_mse")
@@ -68,11 +69,12 @@ class RBMTraining(TrainingConfig):
 
 
 def cd_step(model: RBM, optimizer: torch.optim.Optimizer, x: torch.Tensor, gradient: str = "analytic",
-            ) -> torch.Tensor:
-    """One CD-k update on a batch ``x`` (B, D) of [0, 1] pixels; returns (loss, chain MSE in [0, 1] units).
+            ) -> dict[str, torch.Tensor]:
+    """One CD-k update on a batch ``x`` (B, D) of [0, 1] pixels; returns ``loss`` and ``train_mse``, the chain's
+    MSE in [0, 1] units, as 0-d device tensors (no host synchronisation).
 
     The MSE compares x with the chain's last mean E[v | h_{k-1}] mapped back to pixels
-    (:func:`hw5.models.rbm.to_pixels`). Returns a device tensor of two values (no host synchronisation).
+    (:func:`hw5.models.rbm.to_pixels`).
     """
     v0, mean, std = standardize(x)
     chain = model.gibbs_chain(v0)
@@ -88,10 +90,10 @@ def cd_step(model: RBM, optimizer: torch.optim.Optimizer, x: torch.Tensor, gradi
     optimizer.step()
     with torch.no_grad():
         mse = fn.mse_loss(to_pixels(chain.mean_k, mean, std), x)
-        return torch.stack([loss.detach(), mse])
+        return {"loss": loss.detach(), "train_mse": mse}
 
 
-def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, run_dir: str | Path | None = None,
+def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, *, run_dir: str | Path | None = None,
               device: str | torch.device | None = None, eval_images: torch.Tensor | None = None,
               show_progress: bool = True) -> tuple[RBM, dict[str, Any]]:
     """Train (or resume) a Gaussian-Bernoulli RBM on ``images`` (uint8, or floats in [0, 1]; (N, 28, 28)) for
@@ -116,7 +118,7 @@ def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, run_dir: s
     run = Run(f"RBM M={config.model.hidden}", {"model": model}, {"adam": optimizer}, config, config.seed, (x_all,),
               config.batch_size, LOGGED)
 
-    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> torch.Tensor:
+    def step(batch: tuple[torch.Tensor, ...], info: StepInfo) -> dict[str, torch.Tensor]:
         return cd_step(model, optimizer, batch[0], config.gradient)
 
     def summarise(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> None:
@@ -129,6 +131,6 @@ def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, run_dir: s
             history.setdefault("eval_mse_meanfield", []).append(scores["meanfield"])
             history.setdefault("eval_seconds", []).append(time.perf_counter() - start)
 
-    history = fit(run, epochs, step, history={k: [] for k in LOGGED}, run_dir=run_dir, on_epoch_end=summarise,
-                  show_progress=show_progress)
+    history = fit(run, epochs, step, history={k: [] for k in LOGGED}, run_dir=run_dir,
+                  hooks=[Callback(on_epoch_end=summarise)], show_progress=show_progress)
     return model.eval(), history
