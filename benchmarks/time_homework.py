@@ -57,6 +57,20 @@ def device_name(device: str | None) -> str:
     return torch.cuda.get_device_name(dev)
 
 
+def checked_settings(args: argparse.Namespace) -> object:
+    """This checkout's ``hw5.Settings.from_env()`` for the environment the notebooks will get (the switches
+    given here included): every ``HW5_*`` variable is checked before the first notebook starts, e.g. an
+    ``HW5_OUT``, ``HW5_DATA`` or ``HW5_CACHE`` folder that does not exist, with the error the notebooks' first
+    cell would give an hour later. Raises ``ValueError`` or ``FileNotFoundError``."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))  # the hw5 the children import (first on their PYTHONPATH)
+    import hw5
+
+    switches = {"HW5_QUICK": "1" if args.quick else None, "HW5_USE_SHIPPED": "1" if args.shipped else None,
+                "HW5_DEVICE": args.device}
+    return hw5.Settings.from_env({**os.environ, **{k: v for k, v in switches.items() if v is not None}})
+
+
 def run_problem(problem: int, switches: list[str], env: dict[str, str]) -> tuple[float, dict]:
     """Run one notebook in a fresh process with the runner; returns (process wall seconds, the runner's
     result for it). Raises ``RuntimeError`` when the runner produced no result (it crashed)."""
@@ -100,7 +114,8 @@ def main() -> int:
         parser.error(f"problem numbers are 1, 2 and 3, not {sorted(set(problems) - {1, 2, 3})}")
     try:
         device = device_name(args.device)
-    except ValueError as exc:
+        out_root = checked_settings(args).out
+    except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
 
     switches = (["--quick"] if args.quick else []) + (["--shipped"] if args.shipped else [])
@@ -109,7 +124,6 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
 
     if args.quick:
-        out_root = Path(os.environ.get("HW5_OUT") or REPO_ROOT)
         for scratch in (out_root / "figures" / "quick", out_root / "runs" / "quick"):
             shutil.rmtree(scratch, ignore_errors=True)
 

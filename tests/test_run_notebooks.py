@@ -205,3 +205,17 @@ def test_ensure_hw5_installs_from_the_checkout_where_hw5_is_missing():
         runpy.run_path(str(script))
     command = run.call_args.args[0]
     assert command[1:5] == ["-m", "pip", "install", "-q"] and command[-2:] == ["-e", str(script.parent.parent)]
+
+
+TIME_HOMEWORK = REPO / "benchmarks" / "time_homework.py"
+
+
+@pytest.mark.parametrize("name", ["HW5_OUT", "HW5_DATA", "HW5_CACHE"])
+def test_time_homework_checks_the_folders_before_running_any_notebook(tmp_path, name):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HW5_")}, name: str(tmp_path / "missing")}
+    proc = subprocess.run([sys.executable, str(TIME_HOMEWORK), "--device", "cpu", "2"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{name} is {str(tmp_path / 'missing')!r}, which is not an existing folder" in proc.stderr
+    assert "##### problem" not in proc.stdout  # turned away before the first notebook started (without --quick:
+    # were the check gone, the notebook would stop at its own Settings.from_env, with nothing deleted)
