@@ -416,6 +416,8 @@ def test_reproduce_rejects_a_bad_device_before_installing_anything(tmp_path, arg
 
 def test_reproduce_accepts_a_good_device_and_goes_on_to_install(tmp_path):
     box = _script_sandbox(tmp_path, "reproduce.sh")
+    (box / "notebooks").mkdir()
+    (box / "notebooks" / "problem2_x.ipynb").write_text("{}")  # problem 2 exists: only the install is left to fail
     proc = subprocess.run(["bash", "scripts/reproduce.sh", "--device", "cuda:1", "--quick", "2"], cwd=box,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and (box / "installed").exists(), proc.stderr  # the stand-in install ran
