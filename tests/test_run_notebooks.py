@@ -302,3 +302,37 @@ def test_reproduce_refuses_a_problem_without_a_notebook_before_installing(tmp_pa
     assert "problems found: 1 2 4" in proc.stderr
     assert not (box / "installed").exists() and not (box / "executed").exists(), "refused before the install"
     assert _reproduce(box, "x3").returncode == 2 and "unknown argument: x3" in _reproduce(box, "x3").stderr
+
+
+def _script_sandbox(tmp_path: Path, script: str) -> Path:
+    """A folder with a copy of scripts/<script> and a stand-in install.sh that only leaves a marker."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / script, tmp_path / "scripts" / script)
+    if script != "install.sh":
+        (tmp_path / "scripts" / "install.sh").write_text("touch installed\nexit 1\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device"], "--device needs a value"),
+    (["--device", "--quick"], "--device needs a value"),
+    (["--device", "gpu"], "--device 'gpu' is not a device; use cpu, cuda or cuda:N"),
+    (["--device=cuda:x"], "--device 'cuda:x' is not a device; use cpu, cuda or cuda:N"),
+    (["--device="], "--device '' is not a device"),
+])
+def test_reproduce_rejects_a_bad_device_before_installing_anything(tmp_path, args, message):
+    box = _script_sandbox(tmp_path, "reproduce.sh")
+    proc = subprocess.run(["bash", "scripts/reproduce.sh", *args], cwd=box, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "unbound variable" not in proc.stderr
+    assert not (box / "installed").exists()
+
+
+def test_reproduce_accepts_a_good_device_and_goes_on_to_install(tmp_path):
+    box = _script_sandbox(tmp_path, "reproduce.sh")
+    (box / "notebooks").mkdir()
+    (box / "notebooks" / "problem2_x.ipynb").write_text("{}")  # problem 2 exists: only the install is left to fail
+    proc = subprocess.run(["bash", "scripts/reproduce.sh", "--device", "cuda:1", "--quick", "2"], cwd=box,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and (box / "installed").exists(), proc.stderr  # the stand-in install ran
