@@ -1,9 +1,13 @@
-"""Wall time of the whole homework: the three notebooks' code cells, every cell timed.
+"""Wall time of the whole homework: every problem notebook's code cells, every cell timed.
 
-    python benchmarks/time_homework.py                   all three notebooks, full mode, default device
+    python benchmarks/time_homework.py                   every problem notebook, full mode, default device
     python benchmarks/time_homework.py --quick 2         Problem 2 in quick mode (HW5_QUICK=1)
     python benchmarks/time_homework.py --device cuda     HW5_DEVICE=cuda
     python benchmarks/time_homework.py --shipped         HW5_USE_SHIPPED=1 (evaluate the shipped weights)
+
+The problem notebooks are the files ``notebooks/problem*_*.ipynb`` (problem number: the digits after
+``problem``), found as ``scripts/run_notebooks.py`` finds them, so a new problem's notebook is timed without
+editing this script; problem numbers select some of them.
 
 Each notebook runs in its own Python process (``scripts/run_notebooks.py``, the in-process runner, started
 as a subprocess), so notebooks share no state, imports or warm caches; the notebooks run one after another,
@@ -29,6 +33,7 @@ import time
 _START = time.perf_counter()  # "total" is the wall time of the whole command, imports included
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -36,9 +41,33 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNNER = REPO_ROOT / "scripts" / "run_notebooks.py"
+
+
+def _runner() -> ModuleType:
+    """``scripts/run_notebooks.py`` as a module (it imports only the standard library): its notebook discovery
+    is the one this script and the runner it starts share."""
+    spec = importlib.util.spec_from_file_location("run_notebooks", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_notebooks"] = module  # its dataclasses look their module up while being created
+    spec.loader.exec_module(module)
+    return module
+
+
+def select_problems(requested: list[int], notebooks_dir: Path) -> list[int]:
+    """The problem numbers to run, in increasing order: ``requested`` (repeats dropped), else every problem with
+    a notebook in ``notebooks_dir`` (``problem*_*.ipynb``). Raises ``ValueError`` naming a requested number that
+    has no notebook, and the numbers that have one."""
+    found = list(_runner().discover_notebooks(notebooks_dir))
+    problems = sorted(set(requested)) or found
+    missing = sorted(set(problems) - set(found))
+    if missing or not problems:
+        raise ValueError(f"no notebook {notebooks_dir}/problem{{N}}_*.ipynb for problem(s) {missing or 'any'}; "
+                         f"the problem numbers are {', '.join(map(str, found)) or 'none'}")
+    return problems
 
 
 def device_name(device: str | None) -> str:
@@ -55,6 +84,20 @@ def device_name(device: str | None) -> str:
         raise ValueError(f"device {name!r} asked for, but this torch ({torch.__version__}) sees no CUDA GPU; "
                          "use --device cpu, or run on a machine with a GPU and a CUDA build of torch")
     return torch.cuda.get_device_name(dev)
+
+
+def checked_settings(args: argparse.Namespace) -> object:
+    """This checkout's ``hw5.Settings.from_env()`` for the environment the notebooks will get (the switches
+    given here included): every ``HW5_*`` variable is checked before the first notebook starts, e.g. an
+    ``HW5_OUT``, ``HW5_DATA`` or ``HW5_CACHE`` folder that does not exist, with the error the notebooks' first
+    cell would give an hour later. Raises ``ValueError`` or ``FileNotFoundError``."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))  # the hw5 the children import (first on their PYTHONPATH)
+    import hw5
+
+    switches = {"HW5_QUICK": "1" if args.quick else None, "HW5_USE_SHIPPED": "1" if args.shipped else None,
+                "HW5_DEVICE": args.device}
+    return hw5.Settings.from_env({**os.environ, **{k: v for k, v in switches.items() if v is not None}})
 
 
 def run_problem(problem: int, switches: list[str], env: dict[str, str]) -> tuple[float, dict]:
@@ -89,18 +132,18 @@ def main() -> int:
     """Parse the switches, run the chosen notebooks one after another, print the table and the last line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # No argparse choices: with nargs="*", Python 3.11 checks the empty default against them and fails.
-    parser.add_argument("problems", nargs="*", type=int, help="problem numbers 1, 2, 3 (default: all three)")
+    parser.add_argument("problems", nargs="*", type=int,
+                        help="problem numbers, e.g. 1 2 3 (default: every notebooks/problem*_*.ipynb)")
     parser.add_argument("--quick", action="store_true", help="quick mode (HW5_QUICK=1)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (HW5_DEVICE; default: cuda when available)")
     parser.add_argument("--shipped", action="store_true", help="evaluate the shipped weights (HW5_USE_SHIPPED=1)")
     parser.add_argument("--top", type=int, default=15, help="rows of the slowest-cells table (0: every cell)")
     args = parser.parse_args()
-    problems = sorted(set(args.problems)) or [1, 2, 3]
-    if not set(problems) <= {1, 2, 3}:
-        parser.error(f"problem numbers are 1, 2 and 3, not {sorted(set(problems) - {1, 2, 3})}")
     try:
+        problems = select_problems(args.problems, REPO_ROOT / "notebooks")
         device = device_name(args.device)
-    except ValueError as exc:
+        out_root = checked_settings(args).out
+    except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
 
     switches = (["--quick"] if args.quick else []) + (["--shipped"] if args.shipped else [])
@@ -109,7 +152,6 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
 
     if args.quick:
-        out_root = Path(os.environ.get("HW5_OUT") or REPO_ROOT)
         for scratch in (out_root / "figures" / "quick", out_root / "runs" / "quick"):
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -15,6 +15,9 @@ Environment switches (all optional):
 * ``HW5_CACHE``          where downloads and decoded arrays go (default: see :mod:`hw5.data`).
 
 Switches take 1/true/yes/on or 0/false/no/off (or empty); anything else is an error that names the variable.
+The three folders must exist: a path that does not is a ``FileNotFoundError`` naming the variable, the path and
+the fix, never a silent fallback to the default (a typo would otherwise write hours of runs somewhere else, or
+look for data in a place that cannot hold it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 import torch
 
 from . import data
+from .checks import existing_path
 from .locations import SHIPPED_WEIGHTS, SOURCE_ROOT, default_output_root
 from .utils import device_description, get_device
 
@@ -40,6 +44,13 @@ def _switch(environ: Mapping[str, str], name: str) -> bool:
     if value in _ON | _OFF:
         return value in _ON
     raise ValueError(f"{name}={environ[name]!r} is not a switch; set it to 1 (on) or 0 (off), or unset it")
+
+
+def _folder(environ: Mapping[str, str], name: str) -> Path | None:
+    """The existing folder that variable ``name`` of ``environ`` names (``~`` expanded), or ``None`` when it is
+    unset or empty; a path that is not an existing folder raises ``FileNotFoundError`` naming ``name``."""
+    value = environ.get(name)
+    return existing_path(name, value) if value else None
 
 
 @dataclass(frozen=True)
@@ -68,13 +79,10 @@ class Settings:
             device = get_device(env.get("HW5_DEVICE") or None)
         except ValueError as exc:
             raise ValueError(f"HW5_DEVICE={env['HW5_DEVICE']!r}: {exc}") from None
-        roots = None
-        if env.get("HW5_DATA"):
-            roots = (Path(env["HW5_DATA"]).expanduser(), *data.default_roots())
+        out, data_root, cache_dir = (_folder(env, name) for name in ("HW5_OUT", "HW5_DATA", "HW5_CACHE"))
+        roots = (data_root, *data.default_roots()) if data_root is not None else None
         return cls(quick=quick, use_shipped=_switch(env, "HW5_USE_SHIPPED") and not quick, device=device,
-                   out=Path(env["HW5_OUT"]).expanduser() if env.get("HW5_OUT") else default_output_root(),
-                   data_roots=roots,
-                   cache_dir=Path(env["HW5_CACHE"]).expanduser() if env.get("HW5_CACHE") else None)
+                   out=out if out is not None else default_output_root(), data_roots=roots, cache_dir=cache_dir)
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (e.g. ``S.replace(device="cpu")``)."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check: on a machine with a CUDA GPU, run the unit tests, then the three notebooks in quick mode on the
-# GPU (HW5_QUICK=1, HW5_DEVICE=cuda), and end with exactly one line
+# The GPU check: on a machine with a CUDA GPU, run the unit tests, then every problem notebook
+# (notebooks/problem*_*.ipynb, so a new problem's is included unedited) in quick mode on the GPU (HW5_QUICK=1,
+# HW5_DEVICE=cuda), and end with exactly one line
 #
 #   gpu check: tests <passed>/<total>, notebooks <passed>/<total> cells, device <name>
 #
@@ -120,7 +121,8 @@ echo "=== notebooks, quick mode, HW5_DEVICE=$device, with $runner"
 nb_rc=0
 if [ "$runner" = nbval ]; then
     # pytest exits non-zero on failures, errors and also when it collects nothing (exit code 5).
-    HW5_QUICK=1 HW5_DEVICE=$device "$PY" -m pytest notebooks --nbval --nbval-current-env \
+    # The glob is sorted by bash; with no match it stays as it is and pytest fails on it: no notebook, no pass.
+    HW5_QUICK=1 HW5_DEVICE=$device "$PY" -m pytest notebooks/problem*_*.ipynb --nbval --nbval-current-env \
         --nbval-cell-timeout=900 -p no:cacheprovider --junitxml="$tmp/notebooks.xml" || nb_rc=$?
     read -r nb_passed nb_total _ < <(count_junit "$tmp/notebooks.xml")
 else

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the whole homework: execute the three notebooks top to bottom.
+# Run the whole homework: execute every problem notebook, notebooks/problem<N>_*.ipynb, top to bottom, in
+# problem order (N: the digits after "problem"; a new problem's notebook is picked up without editing this script).
 #
 #   bash scripts/reproduce.sh                  full mode (the homework's hyper-parameters), in place
 #   bash scripts/reproduce.sh --quick          quick mode; executed copies go to figures/quick/notebooks
@@ -30,12 +31,38 @@ while [ $# -gt 0 ]; do
             fi
             set_device "$2"; shift ;;
         --device=*) set_device "${1#--device=}" ;;
-        [123]) problems+=("$1") ;;
-        *) echo "reproduce.sh: unknown argument: $1 (see the comment at the top of $0)" >&2; exit 2 ;;
+        *) if [[ "$1" =~ ^[0-9]+$ ]]; then
+               problems+=("$((10#$1))")  # a problem number; 10#: "08" is 8, not a bad octal number
+           else
+               echo "reproduce.sh: unknown argument: $1 (see the comment at the top of $0)" >&2; exit 2
+           fi ;;
     esac
     shift
 done
-[ ${#problems[@]} -gt 0 ] || problems=(1 2 3)
+
+# The problem notebooks by number (an indexed array: bash 3.2, macOS's, has no associative ones, and "${!a[@]}"
+# lists the numbers in increasing order); a problem asked for that has none is refused before anything is installed.
+notebook=()
+for nb in notebooks/problem*_*.ipynb; do
+    [[ "$nb" =~ ^notebooks/problem([0-9]+)_ ]] || continue  # no digits after "problem": not a problem notebook
+    n=$((10#${BASH_REMATCH[1]}))
+    if [ -n "${notebook[$n]:-}" ]; then
+        echo "reproduce.sh: problem $n has two notebooks, ${notebook[$n]} and $nb; rename or remove one" >&2
+        exit 2
+    fi
+    notebook[$n]=$nb
+done
+if [ ${#problems[@]} -eq 0 ]; then
+    [ ${#notebook[@]} -gt 0 ] || { echo "reproduce.sh: no notebook matches notebooks/problem*_*.ipynb" >&2; exit 2; }
+    problems=("${!notebook[@]}")
+fi
+for p in "${problems[@]}"; do
+    if [ -z "${notebook[$p]:-}" ]; then
+        echo "reproduce.sh: problem $p has no notebook notebooks/problem${p}_*.ipynb (problems found:" \
+             "${!notebook[*]}); give a problem number that exists" >&2
+        exit 2
+    fi
+done
 
 bash scripts/install.sh
 out=()
@@ -46,7 +73,7 @@ else
     out=(--inplace)
 fi
 for p in "${problems[@]}"; do
-    nb=$(ls notebooks/problem"$p"_*.ipynb)
+    nb=${notebook[$p]}
     start=$(date +%s)
     .venv/bin/jupyter nbconvert --to notebook --execute "${out[@]}" --ExecutePreprocessor.timeout=-1 "$nb"
     echo "$nb: $(( $(date +%s) - start )) s"

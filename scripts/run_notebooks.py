@@ -1,6 +1,6 @@
 """Execute notebooks' code cells in-process, without Jupyter, timing every cell.
 
-    python scripts/run_notebooks.py                          all three notebooks, full mode
+    python scripts/run_notebooks.py                          every problem notebook, full mode
     python scripts/run_notebooks.py --quick 2 3              problems 2 and 3 in quick mode (HW5_QUICK=1)
     python scripts/run_notebooks.py --device cuda 1          HW5_DEVICE=cuda
     python scripts/run_notebooks.py --shipped                HW5_USE_SHIPPED=1 (evaluate the shipped weights)
@@ -8,8 +8,11 @@
     python scripts/run_notebooks.py --json times.json 2      also write the results as JSON
 
 Problem numbers select ``notebooks/problem{N}_*.ipynb`` as ``scripts/reproduce.sh`` does; no notebook
-argument means 1 2 3. For each notebook, every code cell runs in order, in one fresh namespace per notebook
-(a dict with ``__name__ == "__main__"``), in this process, with the notebook's folder as the working
+argument means every notebook matching ``notebooks/problem*_*.ipynb`` (the problem number is the digits after
+``problem``), in problem order, so a new problem's notebook is run without editing this script.
+
+For each notebook, every code cell runs in order, in one fresh namespace per notebook (a dict with
+``__name__ == "__main__"``), in this process, with the notebook's folder as the working
 directory (as Jupyter does) and matplotlib on the Agg backend (``plt.show()`` does nothing; every figure is
 closed after its cell, as Jupyter's inline backend does). A notebook stops at its first failing cell, which
 is reported with its index, its first line and the traceback; the next notebook still runs. Lines starting
@@ -35,6 +38,7 @@ import gc
 import json
 import linecache
 import os
+import re
 import sys
 import time
 import traceback
@@ -288,17 +292,44 @@ def run_notebook(path: str | os.PathLike, env: Mapping[str, str] | None = None,
     return result
 
 
+NOTEBOOK_PATTERN = "problem*_*.ipynb"
+_PROBLEM_NUMBER = re.compile(r"problem(\d+)_")  # the digits after "problem": problem12_x.ipynb is problem 12
+
+
+def discover_notebooks(folder: str | os.PathLike) -> dict[int, Path]:
+    """The problem notebooks in ``folder``, by problem number in increasing order: every file matching
+    ``problem*_*.ipynb`` whose name has digits between ``problem`` and the first ``_`` (``problem4_x.ipynb`` is
+    problem 4; ``problem_notes_x.ipynb`` names no problem and is not one). Raises ``ValueError`` when two
+    notebooks claim one number, naming both."""
+    found: dict[int, Path] = {}
+    for path in sorted(Path(folder).glob(NOTEBOOK_PATTERN)):
+        match = _PROBLEM_NUMBER.match(path.name)
+        if match is None:
+            continue
+        number = int(match.group(1))
+        if number in found:
+            raise ValueError(f"problem {number} has two notebooks, {found[number].name} and {path.name} in "
+                             f"{folder}; rename or remove one")
+        found[number] = path
+    return dict(sorted(found.items()))
+
+
 def resolve_notebooks(items: Sequence[str], root: Path = REPO_ROOT) -> list[Path]:
     """Problem numbers (``notebooks/problem{N}_*.ipynb`` under ``root``) and paths to notebooks; no items
-    means problems 1, 2 and 3. Raises ``ValueError`` naming what is missing."""
+    means every problem notebook :func:`discover_notebooks` finds under ``root / "notebooks"``, in problem
+    order. Raises ``ValueError`` naming what is missing."""
+    folder = root / "notebooks"
+    found = discover_notebooks(folder)
+    if not items and not found:
+        raise ValueError(f"no notebook matches {folder}/{NOTEBOOK_PATTERN}; give a path to an .ipynb")
     paths = []
-    for item in items or ["1", "2", "3"]:
+    for item in items or [str(n) for n in found]:
         if item.isdigit():
-            matches = sorted((root / "notebooks").glob(f"problem{item}_*.ipynb"))
-            if len(matches) != 1:
-                raise ValueError(f"problem {item}: expected one notebook {root}/notebooks/problem{item}_*.ipynb, "
-                                 f"found {len(matches)}; give a problem number that exists or a path")
-            paths.append(matches[0])
+            if int(item) not in found:
+                raise ValueError(f"problem {item}: no notebook {folder}/problem{item}_*.ipynb (problems found: "
+                                 f"{', '.join(map(str, found)) or 'none'}); give a problem number that exists or "
+                                 "a path")
+            paths.append(found[int(item)])
         else:
             p = Path(item)
             if not p.is_file():
@@ -319,8 +350,9 @@ def _print_cell(nb_name: str, total: int) -> Callable[[CellResult], None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse the switches, set the environment, run each notebook, print a summary."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="Problem numbers select notebooks/problem{N}_*.ipynb; default 1 2 3.")
-    parser.add_argument("notebooks", nargs="*", help="problem numbers (1 2 3) or paths to .ipynb files")
+                                     epilog="Problem numbers select notebooks/problem{N}_*.ipynb; default: every "
+                                            "notebooks/problem*_*.ipynb, in problem order.")
+    parser.add_argument("notebooks", nargs="*", help="problem numbers (e.g. 1 2 3) or paths to .ipynb files")
     parser.add_argument("--quick", action="store_true", help="set HW5_QUICK=1 (tiny budgets)")
     parser.add_argument("--device", help="set HW5_DEVICE (cpu, cuda, cuda:1, ...)")
     parser.add_argument("--shipped", action="store_true", help="set HW5_USE_SHIPPED=1 (evaluate shipped weights)")

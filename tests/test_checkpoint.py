@@ -1,20 +1,32 @@
-"""Atomic writes, checkpoints (round trip, crash safety, config checks, safe loading), shipped weights."""
+"""Atomic writes, checkpoints (round trip, crash safety, config checks, safe loading), shipped weights;
+damaged sidecars and weights (the error names the file and the fix), temporaries left by a kill."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+import hw5
 from hw5 import checkpoint as ckpt
-from hw5 import files
+from hw5 import files, locations
 from hw5.pretrained import available, export_pretrained, pretrained, pretrained_info
 from hw5.models.classifier import Classifier, ClassifierConfig
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -219,3 +231,203 @@ def test_train_or_load_trains_exports_and_then_serves_the_shipped_copy(tmp_path,
     assert len(calls) == 1 and shipped_history == history
     x = torch.rand(2, 1, 28, 28)
     assert torch.equal(loaded(x), model(x))
+
+
+# ---------------------------------------------------------------- a tiny checkpoint to damage
+
+def _tiny_checkpoint(directory: Path, epoch: int = 1) -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    ckpt.save_checkpoint(directory, {"net": model}, {"width": 2}, {"epoch": epoch, "history": {}}, {"adam": opt})
+    return model, opt
+
+
+def _fresh() -> tuple[nn.Module, torch.optim.Optimizer]:
+    model = nn.Linear(3, 2)
+    return model, torch.optim.Adam(model.parameters(), lr=0.1)
+
+
+# ---------------------------------------------------------------- damaged checkpoint.json
+
+def _cut_short(sidecar: dict) -> str:
+    return json.dumps(sidecar)[:40]  # a write cut short by a full disk: not JSON
+
+
+def _without_files(sidecar: dict) -> str:
+    return json.dumps({k: v for k, v in sidecar.items() if k != "files"})
+
+
+def _without_trainer_digest(sidecar: dict) -> str:
+    return json.dumps({**sidecar, "sha256": {"weights": sidecar["sha256"]["weights"]}})
+
+
+def _a_list(sidecar: dict) -> str:
+    return json.dumps([sidecar])
+
+
+def _epoch_as_text(sidecar: dict) -> str:
+    return json.dumps({**sidecar, "epoch": "3"})
+
+
+def _not_utf8(sidecar: dict) -> bytes:
+    return b"\xff\xfe" + json.dumps(sidecar).encode()
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (_cut_short, "is not valid JSON"),
+    (_not_utf8, "is not valid JSON"),
+    (_without_files, "the required key(s) ['files'] are missing"),
+    (_without_trainer_digest, "'sha256' holds no digest for files['trainer']"),
+    (_a_list, "holds a JSON list, not an object"),
+    (_epoch_as_text, "'epoch' is a str, not a int"),
+])
+def test_damaged_sidecar_raises_checkpoint_error_naming_file_and_fix(tmp_path, damage, problem):
+    _tiny_checkpoint(tmp_path)
+    path = tmp_path / "checkpoint.json"
+    damaged = damage(json.loads(path.read_text()))
+    path.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode())
+    model, opt = _fresh()
+    with pytest.raises(ckpt.CheckpointError) as err:
+        ckpt.load_checkpoint(tmp_path, {"net": model}, {"width": 2}, {"adam": opt})
+    msg = str(err.value)
+    assert f"{path} is damaged" in msg and problem in msg
+    assert f"Delete the folder {tmp_path} to start the run afresh" in msg
+    assert not isinstance(err.value.__cause__, KeyError)
+
+
+def test_sidecar_of_a_newer_format_says_which_hw5_reads_it(tmp_path):
+    _tiny_checkpoint(tmp_path)
+    path = tmp_path / "checkpoint.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "format": ckpt.FORMAT_VERSION + 1}))
+    with pytest.raises(ckpt.CheckpointError, match=r"checkpoint format 2, but this hw5 reads format 1\. Load it "
+                                                   r"with the hw5 version that wrote it, or update hw5"):
+        ckpt.load_checkpoint(tmp_path, {"net": _fresh()[0]})
+
+
+def test_saving_over_a_damaged_sidecar_replaces_it(tmp_path):
+    _tiny_checkpoint(tmp_path, epoch=1)
+    (tmp_path / "checkpoint.json").write_text("{")
+    _tiny_checkpoint(tmp_path, epoch=2)
+    assert ckpt.load_checkpoint(tmp_path, {"net": _fresh()[0]})["epoch"] == 2
+
+
+# ---------------------------------------------------------------- corrupt shipped weights
+
+@pytest.fixture()
+def shipped_copy(tmp_path) -> Path:
+    """A private copy of the shipped ``rbm_M16``: ``<tmp>/weights/rbm_M16`` (the real one is never touched)."""
+    root = tmp_path / "weights"
+    shutil.copytree(locations.SHIPPED_WEIGHTS / "rbm_M16", root / "rbm_M16")
+    return root
+
+
+def _flip_last_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+def test_the_package_weights_count_as_shipped_and_a_copy_does_not(shipped_copy):
+    assert ckpt.is_shipped(locations.SHIPPED_WEIGHTS / "rbm_M16")
+    assert not ckpt.is_shipped(shipped_copy / "rbm_M16")
+
+
+def test_corrupt_weights_in_a_folder_passed_to_pretrained_say_delete_the_folder(shipped_copy):
+    folder = shipped_copy / "rbm_M16"
+    assert isinstance(hw5.pretrained("rbm_M16", "cpu", directory=shipped_copy), nn.Module)  # the copy loads
+    _flip_last_byte(folder / "weights-final.safetensors")
+    with pytest.raises(ckpt.CheckpointError) as err:
+        hw5.pretrained("rbm_M16", "cpu", directory=shipped_copy)
+    msg = str(err.value)
+    assert "does not match the SHA-256" in msg and str(folder / "weights-final.safetensors") in msg
+    assert f"Delete the folder {folder}" in msg and "shipped" not in msg
+
+
+def test_corrupt_shipped_weights_say_restore_never_delete(shipped_copy, monkeypatch):
+    monkeypatch.setattr(locations, "SHIPPED_WEIGHTS", shipped_copy)  # the copy stands in for hw5/weights
+    folder = shipped_copy / "rbm_M16"
+    _flip_last_byte(folder / "weights-final.safetensors")
+    with pytest.raises(ckpt.CheckpointError) as err:
+        hw5.pretrained("rbm_M16", "cpu", directory=shipped_copy)
+    msg = str(err.value)
+    assert "does not match the SHA-256" in msg and str(folder / "weights-final.safetensors") in msg
+    assert "Delete" not in msg and "do not delete them" in msg
+    assert "git checkout -- hw5/weights/rbm_M16" in msg and "reinstall hw5" in msg
+
+    (folder / "weights-final.safetensors").unlink()
+    with pytest.raises(ckpt.CheckpointError, match=r"is missing.*git checkout -- hw5/weights/rbm_M16") as err:
+        hw5.pretrained("rbm_M16", "cpu", directory=shipped_copy)
+    assert "Delete" not in str(err.value)
+
+    (folder / "checkpoint.json").write_text("{")
+    with pytest.raises(ValueError) as err:  # pretrained_info reads the sidecar first
+        hw5.pretrained("rbm_M16", "cpu", directory=shipped_copy)
+    assert str(folder / "checkpoint.json") in str(err.value) and "not valid JSON" in str(err.value)
+    assert "Delete" not in str(err.value)
+    with pytest.raises(ckpt.CheckpointError, match=r"is damaged: it is not valid JSON.*git checkout --"):
+        ckpt.load_checkpoint(folder, {"model": nn.Linear(1, 1)})
+
+
+# ---------------------------------------------------------------- temporaries left by a kill
+
+def _killed_mid_write(target: Path) -> Path:
+    """Run files.atomic_write in a child that SIGKILLs itself half-way; return the temporary it left."""
+    code = textwrap.dedent(f"""
+        import os, signal
+        from hw5 import files
+        def write(fh):
+            fh.write(b'{{"epoch": 2, "hist')
+            fh.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        files.atomic_write({str(target)!r}, write)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = [p for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.")]
+    assert len(left) == 1 and files.is_atomic_temporary(left[0]), left
+    return left[0]
+
+
+def _age(path: Path, seconds: float) -> None:
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_a_killed_write_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    _tiny_checkpoint(tmp_path, epoch=1)
+    leftover = _killed_mid_write(tmp_path / "checkpoint.json")
+    empty = tmp_path / ".weights-epoch0002.safetensors.ab_cd123.tmp"  # killed before its first byte
+    empty.write_bytes(b"")
+    not_ours = [tmp_path / "notes.tmp", tmp_path / ".notes.tmp", tmp_path / "keep.abcd1234.tmp",
+                tmp_path / ".x.ABCD1234.tmp"]
+    for p in not_ours:
+        p.write_text("user file")
+    assert ckpt.load_checkpoint(tmp_path, {"net": _fresh()[0]})["epoch"] == 1  # the old checkpoint is intact
+    assert leftover.exists() and empty.exists(), "a young temporary may be a save in progress: left alone"
+
+    _tiny_checkpoint(tmp_path, epoch=2)
+    assert not leftover.exists() and not empty.exists()
+    assert all(p.exists() for p in not_ours), "only atomic_write's own temporaries are removed"
+    assert ckpt.load_checkpoint(tmp_path, {"net": _fresh()[0]})["epoch"] == 2
+
+
+def test_resume_removes_stale_temporaries_but_never_in_the_shipped_weights(tmp_path, shipped_copy, monkeypatch):
+    run = tmp_path / "run"
+    _tiny_checkpoint(run)
+    stale = run / ".trainer-epoch0002.pt.k2j4_9zq.tmp"
+    stale.write_bytes(b"half")
+    _age(stale, 2 * ckpt.STALE_AFTER_S)
+    model, opt = _fresh()
+    ckpt.load_checkpoint(run, {"net": model}, {"width": 2}, {"adam": opt})
+    assert not stale.exists()
+
+    monkeypatch.setattr(locations, "SHIPPED_WEIGHTS", shipped_copy)
+    in_shipped = shipped_copy / "rbm_M16" / ".checkpoint.json.k2j4_9zq.tmp"
+    in_shipped.write_bytes(b"")
+    _age(in_shipped, 2 * ckpt.STALE_AFTER_S)
+    hw5.pretrained("rbm_M16", "cpu", directory=shipped_copy)
+    assert in_shipped.exists(), "loading shipped weights writes nothing into the package folder"

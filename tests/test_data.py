@@ -1,4 +1,5 @@
-"""Datasets: real files, MD5 and IDX validation, root resolution, download, cache, batching, splits."""
+"""Datasets: real files, MD5 and IDX validation, root resolution, download, cache (bound to its source), batching,
+splits, augmentations."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from hw5 import data, locations
+from hw5.data import datasets, random_affine, random_shift, translate
 
 SHARED = locations.PACKAGE_DIR.parent.parent / "shared" / "data"
 MNIST_TEST_IMAGES_MD5 = data.DATASETS["MNIST"].md5["t10k-images-idx3-ubyte.gz"]
@@ -274,3 +276,90 @@ def test_train_val_split_sizes_disjoint_and_seeded():
     assert not torch.equal(val, data.train_val_split(60000, 0.2, seed=1)[1])
     with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
         data.train_val_split(10, 1.0, seed=0)
+
+
+# ---------------------------------------------------------------- the dataset cache is bound to its source
+
+@pytest.fixture()
+def real_roots() -> list[Path]:
+    try:
+        return [data.locate("MNIST", allow_download=False), data.locate("KMNIST", allow_download=False)]
+    except data.DataError:
+        pytest.skip("the raw MNIST/KMNIST files are not available offline")
+
+
+def test_a_kmnist_cache_copied_under_the_mnist_name_is_not_served(real_roots, tmp_path):
+    cache = tmp_path / "cache"
+    kx, ky = data.load("KMNIST", "test", roots=real_roots, cache_dir=cache, allow_download=False)
+    kdir, mdir = cache / "cache" / "KMNIST", cache / "cache" / "MNIST"
+    shutil.copytree(kdir, mdir)  # the whole folder, as a careless copy would
+    for kind in ("images", "labels"):  # and under the MD5-less names older hw5 versions used
+        np.save(mdir / f"test-{kind}.npy", np.load(next(kdir.glob(f"test-{kind}.*.npy"))))
+
+    x, y = data.load("MNIST", "test", roots=real_roots, cache_dir=cache, allow_download=False)
+    raw = real_roots[0] / "MNIST" / "raw"
+    assert torch.equal(x, torch.from_numpy(data.read_idx(raw / "t10k-images-idx3-ubyte.gz", "images", 10_000)))
+    assert torch.equal(y, torch.from_numpy(data.read_idx(raw / "t10k-labels-idx1-ubyte.gz", "labels", 10_000)).long())
+    assert not torch.equal(x, kx)
+    md5 = data.DATASETS["MNIST"].md5
+    assert sorted(p.name for p in mdir.iterdir()) == sorted([
+        f"test-images.{md5['t10k-images-idx3-ubyte.gz']}.npy", f"test-labels.{md5['t10k-labels-idx1-ubyte.gz']}.npy"])
+
+
+def test_a_cache_hit_does_not_rehash_the_raw_files(real_roots, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    x, y = data.load("MNIST", "test", roots=real_roots, cache_dir=cache, allow_download=False)
+
+    def no_hashing(path):
+        raise AssertionError(f"{path} was hashed on a cache hit")
+
+    monkeypatch.setattr(datasets, "md5sum", no_hashing)  # where verify_md5 looks it up
+    x2, y2 = data.load("MNIST", "test", roots=[tmp_path / "no-raw-files"], cache_dir=cache, allow_download=False)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_md5_error_names_the_cache_dir_a_fresh_copy_goes_to(real_roots, tmp_path):
+    copy = tmp_path / "root" / "MNIST" / "raw"
+    shutil.copytree(real_roots[0] / "MNIST" / "raw", copy)
+    bad = copy / "t10k-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:1000])  # truncated
+    cache = tmp_path / "my-cache"
+    with pytest.raises(data.DataError) as err:
+        data.load("MNIST", "test", roots=[tmp_path / "root"], cache_dir=cache, allow_download=False)
+    msg = str(err.value)
+    assert str(bad) in msg and "does not match the published" in msg
+    assert f"Delete it (the next load then downloads a fresh copy into {cache / 'MNIST' / 'raw'}" in msg
+    assert "into data/" not in msg
+
+
+def test_translate_matches_pixel_by_pixel_indexing():
+    x = torch.rand(3, 2, 9, 7, generator=torch.Generator().manual_seed(0))
+    for dy, dx in [(0, 0), (1, 0), (-2, 3), (4, -1), (-8, -6)]:
+        expected = torch.zeros_like(x)
+        for i in range(9):
+            for j in range(7):
+                if 0 <= i - dy < 9 and 0 <= j - dx < 7:  # output pixel (i, j) shows input pixel (i - dy, j - dx)
+                    expected[..., i, j] = x[..., i - dy, j - dx]
+        assert torch.equal(translate(x, dy, dx), expected)
+    with pytest.raises(ValueError, match=r"a translation by \(9, 0\) leaves nothing of a 9x7 image"):
+        translate(x, 9, 0)
+
+
+def test_random_shift_moves_content_without_changing_it():
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, 0, 10:14, 12:16] = 1.0
+    shifted = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape and torch.equal(shifted.sum((1, 2, 3)), x.sum((1, 2, 3)))
+    assert not torch.equal(shifted, x)
+    assert torch.equal(random_shift(x, 0), x)
+
+
+def test_random_affine_is_identity_at_zero_and_moves_mass_only_slightly():
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, 0, 9:19, 11:17] = 1.0
+    same = random_affine(x, 0.0, 0.0, 0.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(same, x, atol=1e-5)
+    moved = random_affine(x, 10.0, 0.1, 2.0, torch.Generator().manual_seed(0))
+    assert moved.shape == x.shape and not torch.allclose(moved[0], moved[1])
+    ratio = moved.sum((1, 2, 3)) / x.sum((1, 2, 3))  # area scales by 1 / s^2 with s in [0.9, 1.1]
+    assert ((ratio > 0.8) & (ratio < 1.25)).all()

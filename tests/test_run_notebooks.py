@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,28 @@ def test_problem_numbers_select_the_problem_notebooks(tmp_path):
         "problem1_gan.ipynb", "problem2_rbm.ipynb", "problem3_vae.ipynb"]
 
 
+def _problem_notebooks(folder: Path, *names: str) -> dict[str, Path]:
+    return {name: write_notebook(folder / name, "pass") for name in names}
+
+
+def test_a_new_problem_notebook_is_discovered_by_pattern(tmp_path):
+    nbs = _problem_notebooks(tmp_path / "notebooks", "problem1_gan.ipynb", "problem2_rbm.ipynb", "problem4_x.ipynb",
+                             "problem10_y.ipynb", "problem_notes.ipynb", "scratch.ipynb")
+    assert runner.discover_notebooks(tmp_path / "notebooks") == {
+        1: nbs["problem1_gan.ipynb"], 2: nbs["problem2_rbm.ipynb"], 4: nbs["problem4_x.ipynb"],
+        10: nbs["problem10_y.ipynb"]}  # by number, not by name: 10 after 4; no digits after "problem": no problem
+    assert [p.name for p in runner.resolve_notebooks([], root=tmp_path)] == [
+        "problem1_gan.ipynb", "problem2_rbm.ipynb", "problem4_x.ipynb", "problem10_y.ipynb"]
+    assert runner.resolve_notebooks(["4", "1"], root=tmp_path) == [nbs["problem4_x.ipynb"], nbs["problem1_gan.ipynb"]]
+    with pytest.raises(ValueError, match=r"problem 3: no notebook .*problems found: 1, 2, 4, 10"):
+        runner.resolve_notebooks(["3"], root=tmp_path)
+    write_notebook(tmp_path / "notebooks" / "problem4_other.ipynb", "pass")
+    with pytest.raises(ValueError, match="problem 4 has two notebooks, problem4_other.ipynb and problem4_x.ipynb"):
+        runner.discover_notebooks(tmp_path / "notebooks")
+    with pytest.raises(ValueError, match="no notebook matches"):
+        runner.resolve_notebooks([], root=tmp_path / "empty")
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HW5_")}
     return subprocess.run([sys.executable, str(RUNNER), *args], capture_output=True, text=True, env=env, timeout=120)
@@ -205,3 +228,111 @@ def test_ensure_hw5_installs_from_the_checkout_where_hw5_is_missing():
         runpy.run_path(str(script))
     command = run.call_args.args[0]
     assert command[1:5] == ["-m", "pip", "install", "-q"] and command[-2:] == ["-e", str(script.parent.parent)]
+
+
+TIME_HOMEWORK = REPO / "benchmarks" / "time_homework.py"
+
+
+@pytest.mark.parametrize("name", ["HW5_OUT", "HW5_DATA", "HW5_CACHE"])
+def test_time_homework_checks_the_folders_before_running_any_notebook(tmp_path, name):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HW5_")}, name: str(tmp_path / "missing")}
+    proc = subprocess.run([sys.executable, str(TIME_HOMEWORK), "--device", "cpu", "2"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{name} is {str(tmp_path / 'missing')!r}, which is not an existing folder" in proc.stderr
+    assert "##### problem" not in proc.stdout  # turned away before the first notebook started (without --quick:
+    # were the check gone, the notebook would stop at its own Settings.from_env, with nothing deleted)
+
+
+def _time_homework():
+    spec = importlib.util.spec_from_file_location("time_homework", TIME_HOMEWORK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_time_homework_times_every_problem_notebook_it_finds(tmp_path):
+    timer = _time_homework()
+    _problem_notebooks(tmp_path, "problem1_a.ipynb", "problem2_b.ipynb", "problem3_c.ipynb", "problem4_x.ipynb")
+    assert timer.select_problems([], tmp_path) == [1, 2, 3, 4]
+    assert timer.select_problems([4, 2, 4], tmp_path) == [2, 4]
+    with pytest.raises(ValueError, match=r"problem\(s\) \[5\]; the problem numbers are 1, 2, 3, 4"):
+        timer.select_problems([5, 1], tmp_path)
+    with pytest.raises(ValueError, match="numbers are none"):
+        timer.select_problems([], tmp_path / "empty")
+    assert timer.select_problems([], REPO / "notebooks") == [1, 2, 3]
+
+
+def _reproduce_sandbox(tmp_path: Path) -> Path:
+    """A copy of scripts/reproduce.sh beside problem notebooks 1, 2 and 4, a stand-in install.sh that only leaves
+    a marker, and a stand-in .venv/bin/jupyter that records the notebook it was asked to execute."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "reproduce.sh", tmp_path / "scripts" / "reproduce.sh")
+    (tmp_path / "scripts" / "install.sh").write_text("touch installed\n")
+    jupyter = tmp_path / ".venv" / "bin" / "jupyter"
+    jupyter.parent.mkdir(parents=True)
+    jupyter.write_text('#!/bin/sh\nfor a; do last=$a; done\necho "$last" >> executed\n')  # the last argument
+    jupyter.chmod(0o755)
+    _problem_notebooks(tmp_path / "notebooks", "problem1_a.ipynb", "problem2_b.ipynb", "problem4_x.ipynb",
+                       "problem_notes.ipynb")
+    return tmp_path
+
+
+def _reproduce(box: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "scripts/reproduce.sh", *args], cwd=box, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_reproduce_runs_every_problem_notebook_it_finds_in_problem_order(tmp_path):
+    box = _reproduce_sandbox(tmp_path)
+    proc = _reproduce(box, "--quick")
+    assert proc.returncode == 0, proc.stderr
+    assert (box / "executed").read_text().split() == [
+        "notebooks/problem1_a.ipynb", "notebooks/problem2_b.ipynb", "notebooks/problem4_x.ipynb"]
+    (box / "executed").unlink()
+    proc = _reproduce(box, "4", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert (box / "executed").read_text().split() == ["notebooks/problem4_x.ipynb", "notebooks/problem1_a.ipynb"]
+
+
+def test_reproduce_refuses_a_problem_without_a_notebook_before_installing(tmp_path):
+    box = _reproduce_sandbox(tmp_path)
+    proc = _reproduce(box, "3")
+    assert proc.returncode == 2 and "problem 3 has no notebook notebooks/problem3_*.ipynb" in proc.stderr, proc.stderr
+    assert "problems found: 1 2 4" in proc.stderr
+    assert not (box / "installed").exists() and not (box / "executed").exists(), "refused before the install"
+    assert _reproduce(box, "x3").returncode == 2 and "unknown argument: x3" in _reproduce(box, "x3").stderr
+
+
+def _script_sandbox(tmp_path: Path, script: str) -> Path:
+    """A folder with a copy of scripts/<script> and a stand-in install.sh that only leaves a marker."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / script, tmp_path / "scripts" / script)
+    if script != "install.sh":
+        (tmp_path / "scripts" / "install.sh").write_text("touch installed\nexit 1\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device"], "--device needs a value"),
+    (["--device", "--quick"], "--device needs a value"),
+    (["--device", "gpu"], "--device 'gpu' is not a device; use cpu, cuda or cuda:N"),
+    (["--device=cuda:x"], "--device 'cuda:x' is not a device; use cpu, cuda or cuda:N"),
+    (["--device="], "--device '' is not a device"),
+])
+def test_reproduce_rejects_a_bad_device_before_installing_anything(tmp_path, args, message):
+    box = _script_sandbox(tmp_path, "reproduce.sh")
+    proc = subprocess.run(["bash", "scripts/reproduce.sh", *args], cwd=box, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "unbound variable" not in proc.stderr
+    assert not (box / "installed").exists()
+
+
+def test_reproduce_accepts_a_good_device_and_goes_on_to_install(tmp_path):
+    box = _script_sandbox(tmp_path, "reproduce.sh")
+    (box / "notebooks").mkdir()
+    (box / "notebooks" / "problem2_x.ipynb").write_text("{}")  # problem 2 exists: only the install is left to fail
+    proc = subprocess.run(["bash", "scripts/reproduce.sh", "--device", "cuda:1", "--quick", "2"], cwd=box,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and (box / "installed").exists(), proc.stderr  # the stand-in install ran

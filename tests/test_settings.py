@@ -59,9 +59,46 @@ def test_a_full_run_in_the_checkout_exports_the_shipped_weights():
 
 
 def test_data_places_come_from_the_environment(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "c").mkdir()
     s = Settings.from_env({"HW5_DATA": str(tmp_path / "d"), "HW5_CACHE": str(tmp_path / "c")})
     assert s.data_roots[0] == tmp_path / "d" and len(s.data_roots) > 1  # then hw5.data's default places
     assert s.cache_dir == tmp_path / "c"
+
+
+FOLDER_VARIABLES = ("HW5_OUT", "HW5_DATA", "HW5_CACHE")
+
+
+def _used(settings: Settings, name: str) -> Path | None:
+    """The folder ``settings`` took from variable ``name``: HW5_DATA is searched first, the others are used as
+    they are."""
+    return {"HW5_OUT": settings.out, "HW5_DATA": (settings.data_roots or [None])[0],
+            "HW5_CACHE": settings.cache_dir}[name]
+
+
+@pytest.mark.parametrize("name", FOLDER_VARIABLES)
+def test_a_folder_variable_naming_a_missing_path_is_an_error_not_a_fallback(tmp_path, name):
+    missing = tmp_path / "typo" / "folder"
+    with pytest.raises(FileNotFoundError) as err:
+        Settings.from_env({name: str(missing)})
+    msg = str(err.value)
+    assert f"{name} is {str(missing)!r}" in msg and "not an existing folder" in msg
+    assert "create it, fix the path, or unset " + name in msg
+    assert not missing.exists() and not (tmp_path / "typo").exists(), "checking a path creates nothing"
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    with pytest.raises(FileNotFoundError, match=f"{name} is .*a_file'.*not an existing folder"):
+        Settings.from_env({name: str(a_file)})
+
+
+@pytest.mark.parametrize("name", FOLDER_VARIABLES)
+def test_a_folder_variable_naming_an_existing_folder_is_used(tmp_path, monkeypatch, name):
+    folder = tmp_path / "chosen"
+    folder.mkdir()
+    assert _used(Settings.from_env({name: str(folder)}), name) == folder
+    assert _used(Settings.from_env({name: ""}), name) != folder  # empty counts as unset: the default
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _used(Settings.from_env({name: "~/chosen"}), name) == folder  # ~ is the user's home, as in a shell
 
 
 def test_no_other_module_reads_the_environment():

@@ -16,9 +16,6 @@ IDX header is parsed and validated; the decoded arrays are cached as ``.npy`` in
 array's file name carries the MD5 of the raw file it was decoded from, and only an array whose MD5 is
 the published one for that dataset, split and kind is served: a cache copied under another dataset's
 name is never mistaken for it. No environment variable is read here (see :mod:`hw5.settings`).
-
-The training loops never use a ``DataLoader``: a whole split lives on the device as one tensor and
-:func:`minibatches` slices it with a shuffled index, one ``randperm`` per epoch.
 """
 
 from __future__ import annotations
@@ -26,17 +23,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import locations
-from .files import atomic_write, atomic_write_bytes
-from .utils import get_device
+from .. import locations
+from ..files import atomic_write, atomic_write_bytes
+from ..utils import get_device
 
 
 class DataError(RuntimeError):
@@ -302,182 +298,3 @@ def load(name: str, split: str = "train", device: str | torch.device | None = "c
     images, labels = _load_arrays(name, split, roots, cache_dir, allow_download)
     dev = get_device(device)
     return torch.from_numpy(images).to(dev), torch.from_numpy(labels).long().to(dev)
-
-
-IMAGE_SHAPES = ("(N, 28, 28)", "(N, 1, 28, 28)", "(N, 784)")
-
-
-def to_unit(images: torch.Tensor, device: str | torch.device | None = None, *, name: str = "images"
-            ) -> torch.Tensor:
-    """Images as float32 (N, 1, 28, 28) in [0, 1] on ``device`` (default: where they are), checked.
-
-    Accepted: uint8 pixels 0..255 (as :func:`load` returns them; divided by 255) or floating-point pixels
-    already in [0, 1] (kept), shaped (N, 28, 28), (N, 1, 28, 28) or (N, 784). Anything else raises a
-    ``TypeError``/``ValueError`` that names ``name``, what is wrong and the fix: an empty set, another
-    shape, another dtype, or floats outside [0, 1] (e.g. uint8 pixels already cast to float, or [-1, 1]
-    data). This is the one place hw5 turns user images into model inputs; the range check costs one
-    device synchronisation per call, at the boundary, never inside a training step.
-    """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}; "
-                        "convert with torch.as_tensor(...)")
-    shape = tuple(images.shape)
-    if images.ndim == 2 and shape[1] == 784:
-        images = images.view(-1, 1, 28, 28)  # (N, 784) -> (N, 1, 28, 28)
-    elif images.ndim == 3 and shape[1:] == (28, 28):
-        images = images.unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28)
-    elif not (images.ndim == 4 and shape[1:] == (1, 28, 28)):
-        raise ValueError(f"{name} has shape {shape}; hw5's models read 28x28 grey images shaped "
-                         f"{', '.join(IMAGE_SHAPES)}: crop or resize them to 28x28 first")
-    if shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {shape}); pass at least one image")
-    if device is not None:
-        images = images.to(device)
-    if images.dtype == torch.uint8:
-        return images.float().div_(255.0)
-    if not images.is_floating_point():
-        raise TypeError(f"{name} has dtype {images.dtype}; pass uint8 pixels (0..255, as hw5.data.load "
-                        "returns them) or floating-point pixels in [0, 1]")
-    low, high = (float(v) for v in torch.aminmax(images.detach().float()))
-    if not (0.0 <= low and high <= 1.0):  # also false for NaN
-        raise ValueError(f"{name} are floats in [{low:g}, {high:g}], not in [0, 1]; pass uint8 pixels "
-                         "(0..255) as they are, or floats scaled to [0, 1] (divide 0..255 values by 255, "
-                         "map [-1, 1] data with (x + 1) / 2)")
-    return images.float()
-
-
-def to_signed(images: torch.Tensor, device: str | torch.device | None = None, *, name: str = "images"
-              ) -> torch.Tensor:
-    """Images as float32 (N, 1, 28, 28) in [-1, 1] (the GAN's tanh range): 2 :func:`to_unit` - 1."""
-    return to_unit(images, device, name=name).mul_(2.0).sub_(1.0)
-
-
-def to_labels(labels: torch.Tensor, n: int, num_classes: int, device: str | torch.device | None = None, *,
-              name: str = "labels") -> torch.Tensor:
-    """Class labels as int64 (n,) in [0, num_classes) on ``device`` (default: where they are), checked.
-
-    The one place hw5 turns user labels into targets: a tensor of integer classes, one per image; anything
-    else (floats, bools, another length, a class out of range) raises a ``ValueError`` that names ``name``.
-    """
-    if not isinstance(labels, torch.Tensor) or labels.shape != (n,) or labels.dtype.is_floating_point \
-            or labels.dtype.is_complex or labels.dtype == torch.bool:
-        got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"{name} must be integer class labels of shape ({n},), got {got}")
-    labels = labels if device is None else labels.to(device)
-    if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
-        raise ValueError(f"{name} must lie in 0..{num_classes - 1} (the {num_classes} classes), got "
-                         f"{int(labels.min())}..{int(labels.max())}")
-    return labels.long()
-
-
-def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
-    """How many mini-batches :func:`minibatches` yields for ``n`` items."""
-    return n // batch_size if drop_last else -(-n // batch_size)
-
-
-def minibatches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
-                generator: torch.Generator | None = None, drop_last: bool = False,
-                ) -> Iterator[tuple[torch.Tensor, ...]]:
-    """One epoch of mini-batches of device-resident tensors that share their first dimension.
-
-    The order is one ``torch.randperm`` drawn on the CPU from ``generator`` (so the same seed gives the
-    same batches on every device), moved to the data's device once; each batch is an index-select.
-    Yields tuples, one slice per tensor.
-    """
-    if not tensors:
-        raise ValueError("minibatches needs at least one tensor")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    n = tensors[0].shape[0]
-    if any(t.shape[0] != n for t in tensors):
-        raise ValueError(f"tensors differ in length: {[t.shape[0] for t in tensors]}")
-    device = tensors[0].device
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    order = order.to(device)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
-        yield tuple(t.index_select(0, idx) for t in tensors)
-
-
-def _shuffled_classes(labels: torch.Tensor, minimum: int, name: str, seed: int) -> Iterator[torch.Tensor]:
-    """The indices of each class's items in a seeded random order, class by class (CPU tensors); a class
-    with fewer than ``minimum`` items raises, naming the argument ``name`` that asked for them."""
-    gen = torch.Generator().manual_seed(seed)
-    labels = labels.cpu()
-    for c in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == c).flatten()
-        if members.numel() < minimum:
-            raise ValueError(f"class {c} has {members.numel()} items, fewer than {name}={minimum}")
-        yield members[torch.randperm(members.numel(), generator=gen)]
-
-
-def stratified_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
-    """Sorted indices of ``per_class`` items of every class, drawn without replacement (seeded).
-
-    Problem 1.2's "10% of the training set" is ``stratified_subset(train_labels, 600, seed)``.
-    """
-    picked = [members[:per_class] for members in _shuffled_classes(labels, per_class, "per_class", seed)]
-    return torch.cat(picked).sort().values
-
-
-def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
-    """Fold index in [0, folds) of every item, balanced per class (seeded): item i is validated in fold
-    ``fold[i]`` and fitted in the others, so k-fold cross-validation scores every item exactly once."""
-    if not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
-    fold = torch.empty(labels.numel(), dtype=torch.long)
-    for members in _shuffled_classes(labels, folds, "folds", seed):
-        fold[members] = torch.arange(members.numel()) % folds
-    return fold
-
-
-def train_val_split(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Disjoint sorted index sets (train, validation) covering ``range(n)``; round(n * f) for validation."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = round(n * val_fraction)
-    return perm[n_val:].sort().values, perm[:n_val].sort().values
-
-
-def translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Every image of ``x`` (B, C, H, W) moved down by ``dy`` and right by ``dx`` pixels (zero fill)."""
-    h, w = x.shape[-2:]
-    if abs(dy) >= h or abs(dx) >= w:
-        raise ValueError(f"a translation by ({dy}, {dx}) leaves nothing of a {h}x{w} image")
-    padded = F.pad(x, (abs(dx), abs(dx), abs(dy), abs(dy)))  # (B, C, H, W) -> (B, C, H+2|dy|, W+2|dx|)
-    top, left = abs(dy) - dy, abs(dx) - dx
-    return padded[..., top:top + h, left:left + w]  # (B, C, H, W)
-
-
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Translate each image by integers in [-max_shift, max_shift] (zero fill), one offset per image."""
-    if max_shift == 0:
-        return x
-    b = x.shape[0]
-    padded = F.pad(x, (max_shift,) * 4)  # (B, 1, 28, 28) -> (B, 1, 28+2s, 28+2s)
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator).to(x.device)
-    h, w = x.shape[-2:]
-    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))  # (B, 28)
-    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))  # (B, 28)
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    return padded[:, 0][batch, rows[:, :, None], cols[:, None, :]].unsqueeze(1)  # (B, 1, 28, 28)
-
-
-def random_affine(x: torch.Tensor, max_degrees: float = 10.0, max_scale: float = 0.1, max_shift: float = 2.0,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Randomly rotate (+-max_degrees), scale (1 +- max_scale) and translate (+-max_shift pixels) each image.
-
-    ``x`` is (B, 1, H, W) with background 0 (use images in [0, 1]; for [-1, 1] data shift first). One
-    affine map per image, bilinear resampling (``affine_grid`` + ``grid_sample``), zeros outside.
-    """
-    b, _, h, w = x.shape
-    u = torch.rand(4, b, generator=generator, dtype=torch.float64).to(x.device, x.dtype) * 2 - 1  # U(-1, 1)
-    angle = u[0] * max_degrees * torch.pi / 180
-    scale = 1 + u[1] * max_scale
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, u[2] * 2 * max_shift / w], 1),
-                         torch.stack([sin, cos, u[3] * 2 * max_shift / h], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2) sampling positions
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
