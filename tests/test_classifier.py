@@ -17,6 +17,6 @@ def test_classifier_training_lowers_the_loss_and_learns():
     images[labels == 0, :12] += 150
     images[labels == 1, 16:] += 150
     config = ClassifierTraining(ClassifierConfig(width=4, feature_dim=16), batch_size=32, lr=3e-3)
-    model, hist = train_classifier(images, labels, config, 3, None, "cpu", show_progress=False)
+    model, hist = train_classifier(images, labels, config, 3, device="cpu", show_progress=False)
     assert hist["loss"][-1] < hist["loss"][0]
     assert classifier_accuracy(model, images, labels) > 0.95

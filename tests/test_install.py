@@ -52,10 +52,12 @@ def test_an_installed_hw5_used_from_another_folder_writes_nothing_into_site_pack
         x, y = data.load("MNIST", "test", roots=[Path(sys.argv[1])], allow_download=False)
         model = hw5.pretrained("rbm_M16", "cpu")
         runs, xs, ys = Path("my_runs"), x[:64], y[:64]  # one epoch of each family, into a folder the user chose
-        train_gan(xs, GANTraining(batch_size=32), 1, runs / "gan", "cpu", show_progress=False)
-        train_rbm(xs, RBMTraining(RBMConfig(hidden=8), batch_size=32), 1, runs / "rbm", "cpu", show_progress=False)
+        train_gan(xs, GANTraining(batch_size=32), 1, run_dir=runs / "gan", device="cpu", show_progress=False)
+        train_rbm(xs, RBMTraining(RBMConfig(hidden=8), batch_size=32), 1, run_dir=runs / "rbm", device="cpu",
+                  show_progress=False)
         train_vae(xs, ys, xs, ys, VAETraining(batch_size=32), 1, run_dir=runs / "vae", device="cpu", show_progress=False)
-        train_classifier(xs, ys, ClassifierTraining(batch_size=32), 1, runs / "clf", "cpu", show_progress=False)
+        train_classifier(xs, ys, ClassifierTraining(batch_size=32), 1, run_dir=runs / "clf", device="cpu",
+                         show_progress=False)
         settings = hw5.Settings.from_env({})
         print(json.dumps({"file": hw5.__file__, "source_root": locations.SOURCE_ROOT and str(locations.SOURCE_ROOT),
                           "output": str(locations.default_output_root()), "cache": str(locations.default_cache_dir()),
