@@ -12,6 +12,42 @@ from hw5.training.probe_grid import ProbeGrid, ProbePoint
 # ---------------------------------------------------------------------------------------------------- Problem 1
 
 
+def _history(steps_per_epoch: int, epochs: int) -> dict:
+    """A DCGAN history whose step i holds i in ``d_loss``, i + 1 in ``g_loss``, i + 2 in ``d_real`` and i + 3 in
+    ``d_fake``."""
+    n = steps_per_epoch * epochs
+    return {"steps_per_epoch": steps_per_epoch, **{k: [float(i + j) for i in range(n)]
+                                                   for j, k in enumerate(("d_loss", "g_loss", "d_real", "d_fake"))}}
+
+
+def test_curve_and_fooling_tables_average_the_right_steps():
+    h = _history(4, 3)  # 12 steps
+    lines = gan_reports.curve_table(h, ((1, 1), (2, 3))).splitlines()
+    assert lines[0].split() == ["mean", "per", "step", "L_D", "L_G", "D(x)", "D(G(z))"]
+    assert lines[1] == f"epochs  1-1   {1.5:6.2f} {2.5:6.2f} {3.5:6.2f} {4.5:6.2f}"  # steps 0..3
+    assert lines[2] == f"epochs  2-3   {7.5:6.2f} {8.5:6.2f} {9.5:6.2f} {10.5:6.2f}"  # steps 4..11
+    assert len(lines) == 4 and lines[-1] == f"first 12 steps: mean D(G(z)) {sum(range(3, 15)) / 12:.2f}"
+    long = _history(50, 3)  # 150 steps: the last line covers the first 100
+    assert gan_reports.curve_table(long, ((1, 1),)).splitlines()[-1] == "first 100 steps: mean D(G(z)) 52.50"
+    with pytest.raises(ValueError, match="not within the 3 recorded"):
+        gan_reports.curve_table(h, ((2, 4),))
+    text = gan_reports.fooling_table({"a": h, "minimax": _history(2, 1)}, 2).splitlines()
+    assert text[0] == "             a: 12 steps; mean D(G(z)) first 2 steps 3.500, last 2 13.500; mean L_D last 2 10.50"
+    assert text[1] == "       minimax: 2 steps; mean D(G(z)) first 2 steps 3.500, last 2 3.500; mean L_D last 2 0.50"
+
+
+def test_quality_table_prints_every_number_of_sample_quality():
+    quality = {"n_samples": 1000, "classifier_is": 9.123, "classifier_is_std": 0.045, "fd_classifier": 12.34,
+               "real_test_is": 9.876, "real_train_vs_test_fd_classifier": 0.56,
+               "class_fractions": [0.1] * 9 + [0.1], "test_class_fractions": [0.05] * 10}
+    lines = gan_reports.quality_table(quality).splitlines()
+    assert lines[0] == "1000 samples: classifier IS 9.12 ± 0.04, FD-classifier 12.3"
+    assert lines[1] == "real images: IS of the test set 9.88; FD-classifier of 1000 train images vs the test set 0.6"
+    assert lines[2] == "samples per digit      " + " ".join(["10.0%"] * 10)
+    assert lines[3] == "test images per digit  " + " ".join([" 5.0%"] * 10)
+    assert len(lines) == 4
+
+
 def _probe_report() -> ProbeReport:
     grid = ProbeGrid.from_values((0, 8), (1e-2, 1e-3), (0, 1))
     scores = {p: 0.9 + 0.01 * p.copies / 8 + 0.001 * p.radius + (0.0001 if p.penalty == 1e-3 else 0.0)
