@@ -3,9 +3,13 @@ numbers given here, so that every line and column can be checked against them. O
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from hw5.metrics.rbm import MSETable
 from hw5.reports import gan as gan_reports
+from hw5.reports import rbm as rbm_reports
 from hw5.training.probe import ProbeReport
 from hw5.training.probe_grid import ProbeGrid, ProbePoint
 
@@ -75,3 +79,42 @@ def test_cv_grid_table_shows_one_penalty_rows_copies_columns_radius():
     assert grid[2].split() == ["0"] + [f"{100 * report.cv_scores[ProbePoint(0, 1e-3, r)]:.2f}%" for r in (0, 1)]
     with pytest.raises(ValueError, match="no point with penalty 0.5"):
         gan_reports.cv_grid_table(report, 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------- Problem 2
+
+def _mse_table() -> MSETable:
+    rows = {m: {"train_mse": 0.01 * m, "test_mse": 0.011 * m, "train_mse_meanfield": 0.002 * m,
+                "test_mse_meanfield": 0.0025 * m} for m in (16, 4)}
+    return MSETable(rows, {4: 0.031, 16: 0.0123}, {4: 0.032, 16: 0.01249})
+
+
+def test_mse_table_text_has_a_row_per_model_in_aligned_columns():
+    table = _mse_table()
+    lines = rbm_reports.mse_table_text(table).splitlines()
+    assert len(lines) == 5 and lines[0] == "MSE per pixel, [0, 1] units"
+    assert lines[1].split() == ["CD-5", "chain", "mean-field", "PCA", "(rank", "M)"]
+    assert lines[2].split() == ["train", "test"] * 3
+    assert lines[3].split() == ["M", "=", "4", "0.0400", "0.0440", "0.0080", "0.0100", "0.0310", "0.0320"]
+    assert lines[4].startswith("M =  16") and lines[4].split()[-2:] == ["0.0123", "0.0125"]
+    assert len({len(line.rstrip()) for line in lines[2:]}) == 1  # the columns line up
+    assert rbm_reports.mse_table_text(table, decimals=2).splitlines()[3].split()[3] == "0.04"
+
+
+def test_mse_record_is_the_metrics_json_layout_and_reads_back():
+    table = _mse_table()
+    record = rbm_reports.mse_record(table)
+    assert list(record) == ["mse_scale", "M4", "M16", "pca", "pca_train"]
+    assert record["M16"] == table.rows[16] and record["pca"] == {"M4": 0.032, "M16": 0.01249}
+    assert record["pca_train"] == {"M4": 0.031, "M16": 0.0123} and "per pixel, [0, 1] units" in record["mse_scale"]
+    recorded = json.loads(json.dumps({**record, "run": {}}))  # metrics.json holds other keys too
+    assert rbm_reports.mse_table_from_record(recorded) == table
+
+
+def test_steps_table_text_has_a_column_per_k_and_the_meanfield_mse_last():
+    text = rbm_reports.steps_table_text({8: {1: 0.1, 3: 0.05}, 4: {1: 0.2, 3: 0.125}}, {8: 0.5, 4: 0.25})
+    lines = text.splitlines()
+    assert lines[0] == "test MSE of the k-step chain's reconstruction"
+    assert lines[1].split() == ["k", "1", "3", "mean-field"]
+    assert lines[2].split() == ["M", "=", "4", "0.2000", "0.1250", "0.2500"]
+    assert lines[3].split() == ["M", "=", "8", "0.1000", "0.0500", "0.5000"]
