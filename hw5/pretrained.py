@@ -5,6 +5,9 @@ Each shipped model is a weights-only checkpoint folder ``hw5/weights/<name>/`` (
 config (``model_config``: the fields of the class's ``config_class``) and what the run recorded (epochs,
 history, metrics). Only classes
 inside the ``hw5`` package can be built, so a tampered sidecar cannot import arbitrary code.
+
+A notebook's one call per trained model: :func:`train_or_load` (train, or load the shipped weights) and
+:func:`fit_or_load_probe` (the same for Problem 1.2's linear probe, whose test accuracy is measured either way).
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from torch import nn
 
 from . import locations
 from .checkpoint import CheckpointError, has_checkpoint, load_checkpoint, read_sidecar, save_checkpoint
+from .metrics.features import Extractor
+from .metrics.probe import evaluate_probe
+from .training.probe import ProbeReport, run_probe
+from .training.probe_grid import ProbeConfig
 from .utils import get_device
 
 SIDECAR = "checkpoint.json"
@@ -106,3 +113,21 @@ def train_or_load(name: str, settings: Any, problem: int, train: Callable[[Path]
     export_pretrained(name, model, config, {"epoch": epochs, "history": history, **(extra or {})},
                       settings.weights_dir(), modules)
     return model.eval(), history
+
+
+def fit_or_load_probe(name: str, settings: Any, extractor: Extractor, train_images: torch.Tensor,
+                      train_labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
+                      config: ProbeConfig) -> tuple[nn.Module, ProbeReport]:
+    """:func:`hw5.training.probe.run_probe` and export of the probe as weights ``name`` with its report, or,
+    with ``settings.use_shipped``, the shipped probe ``name`` and the report its full run recorded (its grid,
+    choice and cross-validated accuracies); either way ``test_acc`` is measured here, on ``test_images``
+    (:func:`hw5.metrics.probe.evaluate_probe`, at the chosen radius and, for ``test_acc_single_view``, at 0)."""
+    if not settings.use_shipped:
+        probe, report = run_probe(extractor, train_images, train_labels, test_images, test_labels, config,
+                                  settings.device)
+        export_pretrained(name, probe, config, {"probe": report.to_dict()}, settings.weights_dir())
+        return probe, report
+    probe, report = pretrained(name, settings.device), ProbeReport.from_dict(pretrained_info(name)["probe"])
+    single = evaluate_probe(probe, extractor, test_images, test_labels, 0, settings.device)
+    measured = evaluate_probe(probe, extractor, test_images, test_labels, report.point.radius, settings.device)
+    return probe, dataclasses.replace(report, test_acc=measured, test_acc_single_view=single)

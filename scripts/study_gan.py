@@ -33,8 +33,9 @@ import hw5  # noqa: E402
 from hw5 import data  # noqa: E402
 from hw5.checkpoint import load_checkpoint  # noqa: E402
 from hw5.files import write_json  # noqa: E402
-from hw5.metrics import gan as quality, probe  # noqa: E402
+from hw5.metrics import gan as quality  # noqa: E402
 from hw5.models.dcgan import DCGAN, Discriminator, Generator  # noqa: E402
+from hw5.training import probe  # noqa: E402
 from hw5.training.gan import GANTraining, train_gan  # noqa: E402
 from hw5.utils import device_description, get_device  # noqa: E402
 

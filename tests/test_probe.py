@@ -1,4 +1,6 @@
-"""Problem 1.2's linear probe (hw5.metrics.probe) and the shared accuracy (hw5.metrics.common)."""
+"""Problem 1.2's linear probe: its fitting (hw5.training.probe, hw5.training.probe_grid), its accuracy
+(hw5.metrics.probe), its shipped-or-fitted call (hw5.pretrained.fit_or_load_probe) and the shared accuracy
+(hw5.metrics.common). Its features: test_features.py; its tables: test_reports.py."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from hw5.data import stratified_folds, to_unit, translate
+import hw5.metrics.features as features_module
+from hw5.data import stratified_folds, to_unit
 from hw5.metrics.common import accuracy, correct, predicted_classes
-from hw5.metrics.probe import (FeatureBank, ProbeConfig, ProbeGrid, ProbePoint, ProbeReport, cross_validate,
-                               extract_features, extractor_device, random_copies, run_probe, shift_averaged,
-                               shift_averaged_features, train_probe)
+from hw5.metrics.features import shift_averaged
+from hw5.metrics.probe import evaluate_probe
 from hw5.models.classifier import LinearProbe
+from hw5.pretrained import fit_or_load_probe
+from hw5.training.probe import FeatureBank, ProbeReport, cross_validate, random_copies, run_probe, train_probe
+from hw5.training.probe_grid import ProbeConfig, ProbeGrid, ProbePoint
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -84,43 +89,44 @@ def test_accuracy_moves_the_labels_to_the_scores_device():
 
 # ---------------------------------------------------------------------------------------------------- config
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"max_shift": -2}, ValueError, r"ProbeConfig\.max_shift must be an int in \[0, 13\].*got -2"),
-    ({"max_shift": 30}, ValueError, r"ProbeConfig\.max_shift must be an int in \[0, 13\].*28x28.*got 30"),
-    ({"max_shift": 2.0}, TypeError, r"ProbeConfig\.max_shift must be an int.*got 2\.0 \(float\)"),
-    ({"max_shift": True}, TypeError, r"ProbeConfig\.max_shift must be an int.*got True \(bool\)"),
-    ({"folds": 2.5}, TypeError, r"ProbeConfig\.folds must be an int >= 2, got 2\.5 \(float\)"),
-    ({"folds": 1}, ValueError, r"ProbeConfig\.folds must be an int >= 2, got 1"),
-    ({"folds": True}, TypeError, r"ProbeConfig\.folds must be an int >= 2, got True \(bool\)"),
-    ({"max_iter": 0}, ValueError, r"ProbeConfig\.max_iter must be an int >= 1, got 0"),
-    ({"max_iter": 10.0}, TypeError, r"ProbeConfig\.max_iter must be an int >= 1, got 10\.0"),
-    ({"max_iter": "200"}, TypeError, r"ProbeConfig\.max_iter must be an int >= 1, got '200' \(str\)"),
-    ({"seed": -1}, ValueError, r"ProbeConfig\.seed must be an int >= 0"),
-    ({"copies": (8, -1)}, ValueError, r"ProbeConfig\.copies\[1\] must be an int >= 0.*got -1"),
-    ({"copies": (0, 1.5)}, TypeError, r"ProbeConfig\.copies\[1\] must be an int >= 0.*got 1\.5 \(float\)"),
-    ({"copies": 2.0}, TypeError, r"ProbeConfig\.copies must be an int >= 0.*got 2\.0 \(float\)"),
-    ({"copies": (True,)}, TypeError, r"ProbeConfig\.copies\[0\] must be an int >= 0.*got True \(bool\)"),
-    ({"copies": ()}, ValueError, r"ProbeConfig\.copies must be one value or a non-empty tuple"),
-    ({"copies": "8"}, TypeError, r"ProbeConfig\.copies must be one value or a non-empty tuple.*'8' \(str\)"),
-    ({"radii": (1, -1)}, ValueError, r"ProbeConfig\.radii\[1\] must be an int in \[0, 13\].*got -1"),
-    ({"radii": 14}, ValueError, r"ProbeConfig\.radii must be an int in \[0, 13\].*got 14"),
-    ({"radii": (0, 0.5)}, TypeError, r"ProbeConfig\.radii\[1\] must be an int in \[0, 13\].*0\.5 \(float\)"),
-    ({"penalties": (-1.0,)}, ValueError, r"ProbeConfig\.penalties\[0\] must be a finite number >= 0.*-1\.0"),
-    ({"penalties": (1e-3, math.nan)}, ValueError, r"ProbeConfig\.penalties\[1\] must be a finite number >= 0"),
-    ({"penalties": math.inf}, ValueError, r"ProbeConfig\.penalties must be a finite number >= 0.*got inf"),
-    ({"penalties": (False,)}, TypeError, r"ProbeConfig\.penalties\[0\] must be a finite number.*\(bool\)"),
-    ({"penalties": ("0.1",)}, TypeError, r"ProbeConfig\.penalties\[0\] must be a finite number.*'0\.1' \(str\)"),
-    ({"penalties": ()}, ValueError, r"ProbeConfig\.penalties must be one value or a non-empty tuple"),
-    ({"augmentation": "rotate"}, ValueError, r"ProbeConfig\.augmentation must be one of \('shift', 'affine'\), "
-                                             r"got 'rotate'"),
-    ({"augmentation": None}, TypeError, r"ProbeConfig\.augmentation must be one of .*got None \(NoneType\)"),
-    ({"max_degrees": -1.0}, ValueError, r"ProbeConfig\.max_degrees must be a number in \[0, 180\], got -1\.0"),
-    ({"max_scale": 1.5}, ValueError, r"ProbeConfig\.max_scale must be a number in \[0, 0\.99\], got 1\.5"),
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_shift": -2}, r"ProbeConfig\.max_shift must be an integer in \[0, 13\].*got -2$"),
+    ({"max_shift": 30}, r"ProbeConfig\.max_shift must be an integer in \[0, 13\].*28x28.*got 30$"),
+    ({"max_shift": 2.0}, r"ProbeConfig\.max_shift must be an integer.*got 2\.0$"),
+    ({"max_shift": True}, r"ProbeConfig\.max_shift must be an integer.*got True$"),
+    ({"folds": 2.5}, r"ProbeConfig\.folds must be an integer >= 2, got 2\.5$"),
+    ({"folds": 1}, r"ProbeConfig\.folds must be an integer >= 2, got 1$"),
+    ({"folds": True}, r"ProbeConfig\.folds must be an integer >= 2, got True$"),
+    ({"max_iter": 0}, r"ProbeConfig\.max_iter must be an integer >= 1, got 0$"),
+    ({"max_iter": 10.0}, r"ProbeConfig\.max_iter must be an integer >= 1, got 10\.0$"),
+    ({"max_iter": "200"}, r"ProbeConfig\.max_iter must be an integer >= 1, got '200'$"),
+    ({"seed": -1}, r"ProbeConfig\.seed must be an integer >= 0"),
+    ({"copies": (8, -1)}, r"ProbeConfig\.copies\[1\] must be an integer >= 0.*got -1$"),
+    ({"copies": (0, 1.5)}, r"ProbeConfig\.copies\[1\] must be an integer >= 0.*got 1\.5$"),
+    ({"copies": 2.0}, r"ProbeConfig\.copies must be an integer >= 0.*got 2\.0$"),
+    ({"copies": (True,)}, r"ProbeConfig\.copies\[0\] must be an integer >= 0.*got True$"),
+    ({"copies": ()}, r"ProbeConfig\.copies must be one value or a non-empty tuple"),
+    ({"copies": "8"}, r"ProbeConfig\.copies must be one value or a non-empty tuple.*got '8'$"),
+    ({"radii": (1, -1)}, r"ProbeConfig\.radii\[1\] must be an integer in \[0, 13\].*got -1$"),
+    ({"radii": 14}, r"ProbeConfig\.radii must be an integer in \[0, 13\].*got 14$"),
+    ({"radii": (0, 0.5)}, r"ProbeConfig\.radii\[1\] must be an integer in \[0, 13\].*got 0\.5$"),
+    ({"penalties": (-1.0,)}, r"ProbeConfig\.penalties\[0\] must be a finite number in \[0, inf\), got -1\.0$"),
+    ({"penalties": (1e-3, math.nan)}, r"ProbeConfig\.penalties\[1\] must be a finite number in \[0, inf\), got nan"),
+    ({"penalties": math.inf}, r"ProbeConfig\.penalties must be a finite number in \[0, inf\), got inf$"),
+    ({"penalties": (False,)}, r"ProbeConfig\.penalties\[0\] must be a finite number.*got False$"),
+    ({"penalties": ("0.1",)}, r"ProbeConfig\.penalties\[0\] must be a finite number.*got '0\.1'$"),
+    ({"penalties": ()}, r"ProbeConfig\.penalties must be one value or a non-empty tuple"),
+    ({"augmentation": "rotate"}, r"ProbeConfig\.augmentation must be one of \('shift', 'affine'\), got 'rotate'$"),
+    ({"augmentation": None}, r"ProbeConfig\.augmentation must be one of .*got None$"),
+    ({"augmentation": ["shift"]}, r"ProbeConfig\.augmentation must be one of .*got \['shift'\]$"),
+    ({"max_degrees": -1.0}, r"ProbeConfig\.max_degrees must be a finite number in \[0, 180\], got -1\.0$"),
+    ({"max_scale": 1.5}, r"ProbeConfig\.max_scale must be a finite number in \[0, 0\.99\], got 1\.5$"),
 ])
-def test_config_rejects_wrong_types_and_ranges_naming_the_field(kwargs, error, message):
-    with pytest.raises(error, match=message):
+def test_config_rejects_wrong_types_and_ranges_naming_the_field(kwargs, message):
+    """A bad value, of the wrong type or out of range, is one kind of mistake: a ValueError naming the field."""
+    with pytest.raises(ValueError, match=message):
         ProbeConfig(**kwargs)
-    with pytest.raises(error, match=message):  # replace() checks again
+    with pytest.raises(ValueError, match=message):  # replace() checks again
         dataclasses.replace(ProbeConfig(), **kwargs)
 
 
@@ -220,12 +226,14 @@ def test_probe_optimum_satisfies_first_order_conditions_with_or_without_warm_sta
         gw, gb = _stationarity(x, y, probe, 0.05)
         assert gw.abs().max() < 1e-4 and gb.abs().max() < 1e-4
     assert torch.allclose(cold.weight, warm.weight, atol=1e-3)
-    with pytest.raises(ValueError, match="penalty must be a finite number >= 0, got -1.0"):
+    with pytest.raises(ValueError, match=r"penalty must be a finite number in \[0, inf\), got -1.0"):
         train_probe(x, y, -1.0)
-    with pytest.raises(ValueError, match="penalty must be a finite number >= 0, got nan"):
+    with pytest.raises(ValueError, match=r"penalty must be a finite number in \[0, inf\), got nan"):
         train_probe(x, y, math.nan)
-    with pytest.raises(ValueError, match="max_iter must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1, got 0"):
         train_probe(x, y, 1.0, max_iter=0)
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1, got 10.0"):
+        train_probe(x, y, 1.0, max_iter=10.0)
 
 
 # ---------------------------------------------------------------------------------------------------- features
@@ -258,25 +266,6 @@ def test_feature_bank_layout_nested_copies_and_views_keyed_by_radius():
         FeatureBank.extract(_pixels, x, y[:3], config)
     with pytest.raises(TypeError, match="images has dtype torch.int64"):
         FeatureBank.extract(_pixels, x.long(), y, config)
-
-
-def test_shift_averaged_features_are_the_mean_over_every_shift():
-    """phi_r against an independent sum over the (2r + 1)^2 translations, for nested radii in one pass and
-    through the one-radius extractor wrapper; phi_0 is phi itself."""
-    images = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    proj = torch.randn(784, 6, generator=torch.Generator().manual_seed(2))
-    extractor = lambda im: im.flatten(1).square() @ proj  # noqa: E731  a non-linear feature map
-    averaged = shift_averaged_features(extractor, images, (2, 0, 1), batch_size=2)
-    assert list(averaged) == [0, 1, 2] and all(a.shape == (5, 6) for a in averaged.values())
-    for r in (0, 1, 2):
-        shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
-        expected = sum(extractor(translate(images, dy, dx)) for dy, dx in shifts) / len(shifts)
-        assert torch.allclose(averaged[r], expected, atol=1e-5)
-        assert torch.allclose(shift_averaged(extractor, r)(images), expected, atol=1e-5)
-    assert torch.equal(shift_averaged_features(extractor, images, {1}, batch_size=2)[1], averaged[1])
-    for bad in ((1, 1), (-1,), (), (14,), (0.5,)):
-        with pytest.raises(ValueError, match=r"radii must be distinct ints in \[0, 13\]"):
-            shift_averaged_features(extractor, images, bad)
 
 
 # ---------------------------------------------------------------------------------------------------- CV
@@ -380,36 +369,29 @@ class _TinyExtractor(nn.Module):
         return self.net(x)
 
 
-def test_extractor_device_comes_from_the_argument_the_module_or_the_images():
-    module, images = _TinyExtractor(), torch.rand(2, 1, 28, 28)
-    assert extractor_device(module, images) == torch.device("cpu")
-    assert extractor_device(module.forward, images) == torch.device("cpu")  # a bound method of a module
-    assert extractor_device(_pixels, images.to("meta")) == torch.device("meta")  # a plain function
-    assert extractor_device(_pixels, images.to("meta"), "cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="device 'gpu' is not a torch device name"):
-        extractor_device(_pixels, images, "gpu")
-
-
 @pytest.mark.parametrize("device", DEVICES)
-def test_features_are_computed_on_the_extractors_device_from_images_anywhere(device):
-    """Images on the CPU, the extractor on ``device``: the features are computed (and returned) there, equal
-    to the CPU's; a plain function over the module reads ``device`` from the argument."""
-    images = torch.rand(7, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    cpu_module = _TinyExtractor()
-    module = _TinyExtractor().to(device)
-    reference = extract_features(cpu_module, images, batch_size=3)
-    for extractor, explicit in ((module, None), (module.forward, None), (lambda im: module(im), device)):
-        feats = extract_features(extractor, images, batch_size=3, device=explicit)
-        assert feats.device.type == device and torch.allclose(feats, reference.to(device), atol=1e-5)
-        averaged = shift_averaged(extractor, 1, device=explicit)(images)
-        assert averaged.device.type == device
-        assert torch.allclose(averaged, shift_averaged(cpu_module, 1)(images).to(device), atol=1e-5)
-        both = shift_averaged_features(extractor, images, (0, 1), device=explicit)
-        assert all(t.device.type == device for t in both.values())
+def test_random_copies_are_the_same_on_every_device(device):
     config = ProbeConfig(copies=2, radii=0)
     unit = to_unit(_bar_images(1, seed=0)[0])
     for a, b in zip(random_copies(unit.to(device), config, 2), random_copies(unit, config, 2)):
         assert a.device.type == device and torch.equal(a, b.to(device))  # CPU generator: same copies anywhere
+
+
+def test_run_probe_and_evaluate_probe_resolve_the_device_once(monkeypatch):
+    """The device is resolved at the public entry point and handed down as a torch.device: one resolution of
+    an explicit name per call, however many features, folds and shifts the call computes."""
+    calls = []
+    real = features_module.get_device
+    monkeypatch.setattr(features_module, "get_device", lambda device: calls.append(device) or real(device))
+    x, y = _bar_images(2, seed=0)
+    xt, yt = _bar_images(1, seed=1)
+    config = ProbeConfig(penalties=(1e-2, 1e-1), copies=(0, 1), radii=(0, 1), folds=2, max_iter=5)
+    probe, report = run_probe(_pixels, x, y, xt, yt, config, device="cpu")
+    assert calls == ["cpu"]
+    assert evaluate_probe(probe, _pixels, xt, yt, report.point.radius, device="cpu") == report.test_acc
+    assert calls == ["cpu", "cpu"]
+    FeatureBank.extract(_pixels, x, y, config, "cpu")
+    assert calls == ["cpu"] * 3
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -429,11 +411,10 @@ def test_run_probe_runs_where_the_extractor_is_with_images_and_labels_on_the_cpu
     assert {bank.device.type, bank.labels.device.type, bank.averaged[1].device.type} == {device}
 
 
-def test_tables_fit_or_load_and_evaluate_probe(tmp_path, monkeypatch):
+def test_fit_or_load_and_evaluate_probe(tmp_path, monkeypatch):
     """The notebook's probe calls: a fitted probe is exported with its report; in shipped mode the same probe
     and report come back and the test accuracy is measured again (equal to the fitted one)."""
     from hw5 import locations
-    from hw5.metrics.probe import cv_grid_table, evaluate_probe, fit_or_load_probe, probe_table
     from hw5.settings import Settings
 
     images, labels = _bar_images(8, seed=0)
@@ -442,14 +423,8 @@ def test_tables_fit_or_load_and_evaluate_probe(tmp_path, monkeypatch):
     settings = Settings(out=tmp_path, device="cpu")
     probe, report = fit_or_load_probe("p", settings, _pixels, images, labels, test_images, test_labels, config)
     assert evaluate_probe(probe, _pixels, test_images, test_labels, report.point.radius) == report.test_acc
+    assert evaluate_probe(probe, _pixels, test_images, test_labels, 0) == report.test_acc_single_view
     monkeypatch.setattr(locations, "SHIPPED_WEIGHTS", tmp_path / "weights")
     again, shipped = fit_or_load_probe("p", settings.replace(use_shipped=True), _pixels, images, labels, test_images,
                                        test_labels, config)
     assert torch.equal(again.weight, probe.weight) and shipped == report
-    table = probe_table({"pixels": report}).splitlines()
-    assert len(table) == 2 and table[1].startswith("pixels") and f"{100 * report.test_acc:.2f}%" in table[1]
-    grid = cv_grid_table(report, 1e-3).splitlines()
-    assert grid[0].startswith("2-fold CV accuracy, penalty 0.001") and len(grid) == 2 + 2  # header, 2 copies
-    assert f"{100 * report.cv_scores[ProbePoint(1, 1e-3, 1)]:.2f}%" in grid[3]
-    with pytest.raises(ValueError, match="no point with penalty 0.5"):
-        cv_grid_table(report, 0.5)

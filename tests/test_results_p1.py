@@ -16,8 +16,10 @@ import pytest
 import hw5
 from hw5 import data
 from hw5.metrics import gan as M
-from hw5.metrics import probe as PR
 from hw5.metrics.classifier import classifier_accuracy
+from hw5.metrics.features import extract_features
+from hw5.metrics.probe import evaluate_probe
+from hw5.training.probe import train_probe
 
 METRICS = Path(__file__).resolve().parent.parent / "figures" / "problem1" / "metrics.json"
 ACCURACY = 2.5e-4  # two test images of 10,000
@@ -62,11 +64,11 @@ def test_homework_protocol_probe_refitted_with_its_recorded_penalty(recorded, mn
     report = recorded["probe"]["GAN discriminator"]
     subset = data.stratified_subset(y_train, 600, seed=0)
     phi = lambda x: gan.discriminator.features(x * 2 - 1)  # noqa: E731
-    features = PR.extract_features(phi, data.to_unit(x_train[subset]))
-    probe = PR.train_probe(features, y_train[subset], report["penalty"])
-    assert PR.evaluate_probe(probe, phi, x_train[subset], y_train[subset], 0) == pytest.approx(report["train_acc"],
-                                                                                            abs=ACCURACY)
-    assert PR.evaluate_probe(probe, phi, x_test, y_test, 0) == pytest.approx(report["test_acc"], abs=ACCURACY)
+    features = extract_features(phi, data.to_unit(x_train[subset]))
+    probe = train_probe(features, y_train[subset], report["penalty"])
+    assert evaluate_probe(probe, phi, x_train[subset], y_train[subset], 0) == pytest.approx(report["train_acc"],
+                                                                                         abs=ACCURACY)
+    assert evaluate_probe(probe, phi, x_test, y_test, 0) == pytest.approx(report["test_acc"], abs=ACCURACY)
 
 
 def test_the_extension_probe_is_the_shipped_one(recorded):

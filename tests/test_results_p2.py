@@ -28,7 +28,8 @@ import torch
 
 import hw5
 from hw5 import data, locations
-from hw5.metrics.rbm import MSETable, pca_reconstruction_mse, reconstruction_mse
+from hw5.metrics.rbm import pca_reconstruction_mse, reconstruction_mse
+from hw5.reports.rbm import mse_table_from_record
 
 HIDDEN = (16, 64, 256)
 MEANFIELD_RTOL = 1e-5  # deterministic; float32 rounding only
@@ -53,7 +54,7 @@ def test_the_record_is_a_full_run_of_the_homeworks_recipe(recorded):
     run = recorded["run"]
     assert run["mode"] == "full" and run["epochs"] == 25 and not run["shipped_weights"]
     assert run["train_images"] == 60_000 and run["test_images"] == 10_000
-    table = MSETable.from_metrics(recorded)
+    table = mse_table_from_record(recorded)
     assert sorted(table.rows) == list(HIDDEN)
     for m in HIDDEN:
         info = hw5.pretrained_info(f"rbm_M{m}")

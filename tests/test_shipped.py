@@ -7,7 +7,9 @@ import torch
 import hw5
 from hw5 import data
 from hw5.metrics.common import accuracy
-from hw5.metrics.probe import ProbeConfig, ProbeReport, shift_averaged
+from hw5.metrics.features import shift_averaged
+from hw5.training.probe import ProbeReport
+from hw5.training.probe_grid import ProbeConfig
 
 
 def test_shipped_probe_reproduces_its_recorded_test_accuracy():

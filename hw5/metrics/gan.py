@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from .. import checks
 from ..data import to_unit
 from ..utils import eval_mode, model_device
 
@@ -109,8 +110,7 @@ def fd_estimate(classifier: nn.Module, generator: nn.Module, reference_features:
     restored. A training loop's cheap per-epoch estimate: with reference features of training images it
     never looks at the test set.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-        raise ValueError(f"n must be an integer >= 2 (a covariance needs two samples), got {n!r}")
+    checks.count("n", n, 2, why=" (a covariance needs two samples)")
     device = model_device(generator)
     z = torch.randn(n, generator.latent_dim, device=device, generator=torch.Generator(device).manual_seed(seed))
     with eval_mode(generator):
@@ -184,37 +184,14 @@ def curve_means(history: dict, epochs: tuple[int, int]) -> dict[str, float]:
     return {k: sum(history[k][window]) / (window.stop - window.start) for k in ("d_loss", "g_loss", "d_real", "d_fake")}
 
 
-def curve_table(history: dict, phases: tuple[tuple[int, int], ...]) -> str:
-    """Mean L_D, L_G, D(x), D(G(z)) per step over each (first, last) epoch range of a DCGAN history, and the
-    mean D(G(z)) of the first 100 steps, as text."""
-    lines = ["mean per step     L_D    L_G   D(x)  D(G(z))"]
-    for first, last in phases:
-        m = curve_means(history, (first, last))
-        lines.append(f"epochs {first:>2}-{last:<2}  {m['d_loss']:6.2f} {m['g_loss']:6.2f} {m['d_real']:6.2f} "
-                     f"{m['d_fake']:6.2f}")
-    early = history["d_fake"][:100]
-    return "\n".join(lines + [f"first {len(early)} steps: mean D(G(z)) {sum(early) / len(early):.2f}"])
+def fooling_means(history: dict, window: int) -> dict[str, float]:
+    """How much a DCGAN run fooled D early and late: the means of the per-step D(G(z)) over its first
+    ``window`` steps (``d_fake_first``) and its last ``window`` steps (``d_fake_last``), and of L_D over its
+    last ``window`` steps (``d_loss_last``); a history shorter than ``window`` is averaged whole."""
+    checks.count("window", window, 1)
 
-
-def quality_table(quality: dict) -> str:
-    """:func:`sample_quality`'s numbers as text (IS to 2 decimals, FD to 1, class shares in %)."""
-    q, n = quality, quality["n_samples"]
-    return "\n".join([
-        f"{n} samples: classifier IS {q['classifier_is']:.2f} ± {q['classifier_is_std']:.2f}, FD-classifier "
-        f"{q['fd_classifier']:.1f}",
-        f"real images: IS of the test set {q['real_test_is']:.2f}; FD-classifier of {n} train images vs the test "
-        f"set {q['real_train_vs_test_fd_classifier']:.1f}",
-        *(f"{name:<23}" + " ".join(f"{100 * f:4.1f}%" for f in q[key])
-          for name, key in (("samples per digit", "class_fractions"),
-                            ("test images per digit", "test_class_fractions")))])
-
-
-def fooling_table(histories: dict[str, dict], window: int = 20) -> str:
-    """For each run: its steps, the mean D(G(z)) over its first and last ``window`` steps and its mean L_D over
-    the last ``window`` steps, as text (the generator-loss comparison of Problem 1)."""
     def mean(values: list[float]) -> float:
         return sum(values) / len(values)
 
-    return "\n".join(f"{name:>14}: {len(h['d_fake'])} steps; mean D(G(z)) first {window} steps "
-                     f"{mean(h['d_fake'][:window]):.3f}, last {window} {mean(h['d_fake'][-window:]):.3f}; "
-                     f"mean L_D last {window} {mean(h['d_loss'][-window:]):.2f}" for name, h in histories.items())
+    return {"d_fake_first": mean(history["d_fake"][:window]), "d_fake_last": mean(history["d_fake"][-window:]),
+            "d_loss_last": mean(history["d_loss"][-window:])}

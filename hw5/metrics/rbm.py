@@ -15,9 +15,10 @@ The PCA baseline is the best linear reconstruction with M components (the optimu
 among rank-M affine maps): the train split's mean plus the projection on its top-M principal directions,
 in the same [0, 1] units, not clipped.
 
-What the Problem 2 notebook prints comes from here: :func:`mse_table` (the homework's table, an
-:class:`MSETable`, also the ``metrics.json`` layout), :func:`mse_by_gibbs_steps`, :func:`hidden_unit_statistics`,
-:func:`chain_seconds`, :func:`training_times` and :func:`derivation_checks` (Problem 2.1 against brute force).
+The numbers the Problem 2 notebook prints come from here: :func:`mse_table` (the homework's table, an
+:class:`MSETable`), :func:`mse_by_gibbs_steps`, :func:`hidden_unit_statistics`, :func:`chain_seconds`,
+:func:`training_times` and :func:`derivation_checks` (Problem 2.1 against brute force); :mod:`hw5.reports.rbm`
+turns them into text and the ``metrics.json`` record.
 """
 
 from __future__ import annotations
@@ -116,8 +117,6 @@ def pca_reconstruction_mse(train_images: torch.Tensor, images: torch.Tensor, com
 # --- the homework's table and the notebook's extensions ------------------------------------------------
 
 ROW_KEYS = ("train_mse", "test_mse", "train_mse_meanfield", "test_mse_meanfield")
-MSE_SCALE = ("per pixel, [0, 1] units; splits in order in batches of 128, each standardised with its own mean "
-             "and std; chain = E[v | h_(k-1)] of the CD-k chain with draws seeded with 0 per split")
 
 
 def mse_row(model: RBM, train_images: torch.Tensor, test_images: torch.Tensor, batch_size: int = 128,
@@ -133,23 +132,13 @@ def mse_row(model: RBM, train_images: torch.Tensor, test_images: torch.Tensor, b
 
 @dataclass(frozen=True)
 class MSETable:
-    """Problem 2.2's MSE table: a row (:data:`ROW_KEYS`) per number of hidden units M, and the PCA
-    baseline with M components on the train and test splits. All per pixel, [0, 1] units."""
+    """The numbers of Problem 2.2's MSE table: a row (:data:`ROW_KEYS`) per number of hidden units M, and the
+    PCA baseline with M components on the train and test splits. All per pixel, [0, 1] units. Its text and
+    its ``metrics.json`` record: :mod:`hw5.reports.rbm`."""
 
     rows: dict[int, dict[str, float]]
     pca_train: dict[int, float]
     pca_test: dict[int, float]
-
-    def text(self, decimals: int = 4) -> str:
-        """The table as fixed-width text, every MSE rounded to ``decimals`` decimals."""
-        w = decimals + 6
-        lines = ["MSE per pixel, [0, 1] units",
-                 " " * 10 + "".join(name.rjust(2 * w) for name in ("CD-5 chain", "mean-field", "PCA (rank M)")),
-                 " " * 10 + ("train".rjust(w) + "test".rjust(w)) * 3]
-        for m, row in sorted(self.rows.items()):
-            values = [row[key] for key in ROW_KEYS] + [self.pca_train[m], self.pca_test[m]]
-            lines.append(f"M = {m:3d}   " + "".join(f"{v:{w}.{decimals}f}" for v in values))
-        return "\n".join(lines)
 
     def meanfield_over_pca(self) -> dict[int, float]:
         """Test MSE of the mean-field reconstruction divided by PCA's with as many components, per M."""
@@ -160,21 +149,6 @@ class MSETable:
         return {m: {"chain": row["test_mse"] - row["train_mse"],
                     "meanfield": row["test_mse_meanfield"] - row["train_mse_meanfield"],
                     "pca": self.pca_test[m] - self.pca_train[m]} for m, row in sorted(self.rows.items())}
-
-    def to_metrics(self) -> dict[str, Any]:
-        """The ``metrics.json`` layout: ``"M16": row, ...``, ``"pca": {"M16": test}``, ``"pca_train"`` and
-        ``"mse_scale"``, a line that says what the numbers are."""
-        return {"mse_scale": MSE_SCALE, **{f"M{m}": dict(row) for m, row in sorted(self.rows.items())},
-                "pca": {f"M{m}": v for m, v in sorted(self.pca_test.items())},
-                "pca_train": {f"M{m}": v for m, v in sorted(self.pca_train.items())}}
-
-    @classmethod
-    def from_metrics(cls, metrics: Mapping[str, Any]) -> MSETable:
-        """Read back :meth:`to_metrics` (other keys of ``metrics.json`` are ignored)."""
-        ms = sorted(int(key[1:]) for key in metrics["pca"])
-        return cls({m: {key: float(metrics[f"M{m}"][key]) for key in ROW_KEYS} for m in ms},
-                   {m: float(metrics["pca_train"][f"M{m}"]) for m in ms},
-                   {m: float(metrics["pca"][f"M{m}"]) for m in ms})
 
 
 def mse_table(models: Mapping[int, RBM], train_images: torch.Tensor, test_images: torch.Tensor,
@@ -201,20 +175,6 @@ def mse_by_gibbs_steps(model: RBM, images: torch.Tensor, steps: Sequence[int], b
     """MSE of the k-step chain's reconstruction E[v | h_{k-1}] of ``images`` for each k in ``steps``
     (same batches and seed for every k; k = the model's own k gives :func:`reconstruction_mse`'s chain)."""
     return {k: reconstruction_mse(model, images, batch_size, seed, gibbs_steps=k)["chain"] for k in steps}
-
-
-def steps_table_text(by_steps: Mapping[int, Mapping[int, float]], meanfield: Mapping[int, float],
-                     decimals: int = 4) -> str:
-    """:func:`mse_by_gibbs_steps` of several models (keyed by M) as text: a row per M, a column per k, and
-    each M's mean-field MSE in the last column; every MSE rounded to ``decimals`` decimals."""
-    steps = sorted({k for curve in by_steps.values() for k in curve})
-    w = decimals + 4
-    lines = ["test MSE of the k-step chain's reconstruction",
-             "k        " + "".join(f"{k:>{w}d}" for k in steps) + "   mean-field"]
-    for m, curve in sorted(by_steps.items()):
-        lines.append(f"M = {m:3d}  " + "".join(f"{curve[k]:{w}.{decimals}f}" for k in steps)
-                     + f"   {meanfield[m]:{w}.{decimals}f}")
-    return "\n".join(lines)
 
 
 @torch.no_grad()
@@ -256,7 +216,7 @@ def chain_seconds(model: RBM, images: torch.Tensor, collapsed: bool, repeats: in
 
 def derivation_checks(seed: int = 0) -> dict[str, float]:
     """Problem 2.1's results against brute force on a tiny float64 GB-RBM (D = 3, F = 4, random parameters,
-    sigma = (0.5, 1.3, 2)); returns the largest absolute difference of each check (all ~1e-15).
+    sigma = (0.5, 1.3, 2)); returns the largest absolute difference of each check.
 
     * p(h_j = 1 | v) = sigmoid(a_j(v)) against the marginal of exp(-E(v, h)) over all 2^F hidden states;
     * FE(v) = quadratic - sum_j softplus(a_j(v)) against -log sum_h exp(-E(v, h));

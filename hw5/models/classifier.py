@@ -97,7 +97,7 @@ class Classifier(Model):
 class LinearProbe(nn.Linear, Model):
     """One linear layer on frozen features: class logits W phi(x) + b, (B, in_features) -> (B, num_classes).
 
-    Problem 1.2's probe on the discriminator's 8192-d features (fitted by :mod:`hw5.metrics.probe`).
+    Problem 1.2's probe on the discriminator's 8192-d features (fitted by :mod:`hw5.training.probe`).
     """
 
     config_class: ClassVar[type] = LinearProbeConfig  # what :func:`hw5.pretrained.pretrained` builds it from
