@@ -25,6 +25,7 @@ from . import locations
 from .checkpoint import CheckpointError, has_checkpoint, load_checkpoint, read_sidecar, save_checkpoint
 from .metrics.features import Extractor
 from .metrics.probe import evaluate_probe
+from .settings import Settings
 from .training.probe import ProbeReport, run_probe
 from .training.probe_grid import ProbeConfig
 from .utils import get_device
@@ -95,8 +96,9 @@ def pretrained(name: str, device: str | torch.device | None = None,
     return model.to(get_device(device)).eval()
 
 
-def train_or_load(name: str, settings: Any, problem: int, train: Callable[[Path], tuple[nn.Module, dict[str, Any]]],
-                  config: Any, modules: list[str] | None = None, extra: dict[str, Any] | None = None
+def train_or_load(name: str, settings: Settings, problem: int,
+                  train: Callable[[Path], tuple[nn.Module, dict[str, Any]]], config: Any,
+                  modules: list[str] | None = None, extra: dict[str, Any] | None = None
                   ) -> tuple[nn.Module, dict[str, Any]]:
     """A notebook's one call per trained model: the shipped weights, or a (resumable) training run.
 
@@ -115,7 +117,7 @@ def train_or_load(name: str, settings: Any, problem: int, train: Callable[[Path]
     return model.eval(), history
 
 
-def fit_or_load_probe(name: str, settings: Any, extractor: Extractor, train_images: torch.Tensor,
+def fit_or_load_probe(name: str, settings: Settings, extractor: Extractor, train_images: torch.Tensor,
                       train_labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                       config: ProbeConfig) -> tuple[nn.Module, ProbeReport]:
     """:func:`hw5.training.probe.run_probe` and export of the probe as weights ``name`` with its report, or,
