@@ -260,6 +260,8 @@ def test_reconstructions_and_interpolation_rows(fashion):
     recon = m3.reconstructions(models["C-VAE"], x, y)
     mu, _ = models["C-VAE"].encode(data.to_unit(x), y)
     torch.testing.assert_close(recon, torch.sigmoid(models["C-VAE"].decode(mu, y)).view(4, 1, 28, 28))
+    assert torch.equal(recon, models["C-VAE"].reconstruct(data.to_unit(x), y))  # the model's, on uint8 input
+    assert torch.equal(m3.reconstructions(models["VAE"], x, y), models["VAE"].reconstruct(data.to_unit(x)))
     names = [f"class {i}" for i in range(10)]
     rows = m3.interpolation_rows(models, x, y, [(0, 1)], names, steps=5)
     key = f"C-VAE: class {int(y[0])} -> class {int(y[1])}"

@@ -409,11 +409,11 @@ def model_record(config: object, history: dict, likelihood: dict, manifold: dict
 # -- images for display: decoded means, on the model's device ------------------------------------------------
 @torch.inference_mode()
 def reconstructions(model: VAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """E[x | z = mu(x[, c])], the decoded posterior mean of each image: (N, 1, 28, 28) in [0, 1]."""
+    """:meth:`VAE.reconstruct` of ``images`` (uint8 or [0, 1] floats) and ``labels``, both on any device, in
+    eval mode: E[x | z = mu(x[, c])], (N, 1, 28, 28) in [0, 1] on the model's device."""
     device = model_device(model)
-    x, c = to_unit(images, device), labels.to(device)
     with eval_mode(model):
-        return torch.sigmoid(model.decode(model.encode(x, c)[0], c)).view(-1, 1, 28, 28)  # (N, 784) -> images
+        return model.reconstruct(to_unit(images, device), labels.to(device))
 
 
 def interpolation_rows(models: dict[str, VAE], images: torch.Tensor, labels: torch.Tensor,
