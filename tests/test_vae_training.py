@@ -1,7 +1,7 @@
 """VAE training loop and Problem 3's evaluation helpers, on small real Fashion-MNIST subsets: the loss
 falls, resume == uninterrupted, the best-validation weights are returned, configs are validated, and the
 samples' verdict, snapshot rows, reconstructions and interpolations behave (the latent-space statistics are
-tested in test_latent.py)."""
+tested in test_latent.py, the tables and the record in test_reports_vae.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from hw5.metrics.latent import class_variance_share, knn_accuracy, logistic_read
 from hw5.metrics.vae import elbo_terms, encode_mean, negative_elbo
 from hw5.metrics import vae as m3
 from hw5.models.vae import VAE, VAEConfig, vae_loss
+from hw5.reports.vae import snapshot_table
 from hw5.training.vae import VALIDATION_BATCH, VAETraining, kl_weight, train_vae
 
 
@@ -145,7 +146,7 @@ def test_encoder_means_and_conditional_samples(fashion):
     assert not hasattr(VAE(), "class_samples"), "class-conditional samples are the C-VAE's alone"
 
 
-# -- Problem 3's reports, tables and figures ---------------------------------------------------------------------
+# -- Problem 3's evaluations and figures ------------------------------------------------------------------------
 class _AlwaysClass(torch.nn.Module):
     """A stand-in classifier that sees class ``c`` in every image."""
 
@@ -182,7 +183,7 @@ def test_snapshot_statistics(fashion):
     assert row["linear_probe_mu"] == logistic_readout_accuracy(mu, y.numpy(), mu_val, yv.numpy(), seed=0)
     assert row["knn_acc_mu"] == knn_accuracy(mu_val, yv.numpy())
     assert row["class_variance_share_mu"] == pytest.approx(class_variance_share(mu_val, yv.numpy()))
-    assert "   3     290.00    6.00" in m3.snapshot_table([row])
+    assert "   3     290.00    6.00" in snapshot_table([row])
 
 
 def test_reconstructions_and_interpolation_rows(fashion):
@@ -201,52 +202,6 @@ def test_reconstructions_and_interpolation_rows(fashion):
     assert rows[key].shape == (7, 1, 28, 28)
     torch.testing.assert_close(rows[key][0], data.to_unit(x[:1])[0])
     torch.testing.assert_close(rows[key][-1], data.to_unit(x[1:2])[0])
-
-
-def test_tables_print_the_numbers_at_their_stated_precision():
-    lik = {"vae": {"val_neg_elbo": 236.744, "test_neg_elbo": 238.626, "test_recon": 222.745, "test_kl": 15.881,
-                   "test_iwae_bound": 236.328, "iwae_samples": 1000, "iwae_images": 10000}}
-    assert "  VAE   validation 236.74   test 238.63 = reconstruction 222.75 + KL 15.88" in m3.elbo_table(lik, 10)
-    assert "  VAE   236.33, 2.30 below the negative ELBO" in m3.iwae_table(lik)
-    marginal = {"marginal_bound": 235.0787, "marginal_samples": 100, "marginal_images": 10000, "bayes_accuracy": 0.8715}
-    assert m3.marginal_table(marginal, 236.328).splitlines() == [
-        "C-VAE: -log p(x) <= 235.08 nats (k = 100 per class, 10000 test images); VAE: <= 236.33",
-        "its Bayes classifier argmax_c p(x | c): 87% test accuracy"]
-    stats = {"cvae": {"linear_probe_mu": 0.1315, "knn_acc_mu": 0.604, "silhouette_mu": -0.0496,
-                      "class_variance_share_mu": 0.00157, "active_units": 13, "knn_acc_2d": 0.5626,
-                      "silhouette_2d": -0.0678}}
-    assert ("C-VAE linear probe 13%, 5-NN 60%, silhouette -0.05, class share of Var(mu) 0.2%, active units 13/20"
-            in m3.manifold_table(stats, 10000))
-    assert "C-VAE 5-NN class accuracy 56.3%, silhouette -0.068" in m3.map_table(stats)
-    surgery = {"vae": {"kl": 15.881, "mutual_information": 9.033, "aggregate_kl": 6.848, "log_n": 9.2103}}
-    assert m3.surgery_table(surgery, 10000).endswith("  VAE   15.88 = 9.03 + 6.85")
-    assert "  relu      last  240.10   best  240.01   <- chosen" in m3.sweep_table(
-        {"relu": [241.0, 240.01, 240.1], "elu": [243.0, 242.0, 242.5]}, 3)
-    assert "  brightness               VAE 0.93   C-VAE 0.48" in m3.style_table(
-        {"vae": {"brightness": 0.929}, "cvae": {"brightness": 0.484}})
-
-
-def test_problem3_metrics_gathers_every_section():
-    cfg = VAETraining(ema_decay=0.999)
-    hist = {"val_neg_elbo": [250.0, 240.0], "best_epoch": 2, "epoch_seconds": [1.0, 2.0], "best_val_loss": 240.0}
-    lik = {"test_neg_elbo": 238.6, "test_iwae_bound": 236.3}
-    stats = {"linear_probe_mu": 0.8}
-    surgery = {"mutual_information": 9.0, "aggregate_kl": 6.8, "kl": 15.8, "log_n": 9.2}
-    metrics = m3.problem3_metrics(
-        {"vae": cfg, "cvae": cfg}, {"vae": hist, "cvae": hist}, {"vae": lik, "cvae": lik}, {"vae": stats, "cvae": stats},
-        {"vae": {"brightness": 0.9}, "cvae": {"brightness": 0.5}}, {"vae": surgery, "cvae": surgery},
-        {"marginal_bound": 235.1, "bayes_accuracy": 0.87}, {"accuracy": 0.82, "per_class": [0.8] * 10},
-        {"relu": [241.0, 240.0], "elu": [242.0, 243.0]}, {"vae": {"plain": [239.0], "averaged": [238.0]}}, [],
-        classifier={"test_acc": 0.92})
-    assert metrics["vae"]["test_iwae_bound"] == 236.3 and metrics["vae"]["epochs"] == 2
-    assert metrics["vae"]["ema_decay"] == 0.999 and metrics["vae"]["aggregate_kl"] == 6.8
-    assert metrics["cvae"]["marginal_bound"] == 235.1 and metrics["cvae"]["conditional_sample_acc"] == 0.82
-    assert "marginal_bound" not in metrics["vae"]
-    assert metrics["sweep"] == {"epochs": 2, "best_val": {"relu": 240.0, "elu": 242.0}, "chosen": "relu"}
-    assert metrics["variants_best_val"] == {"vae": {"plain": 239.0, "averaged": 238.0}}
-    assert metrics["train_seconds"] == {"vae": 3.0, "cvae": 3.0} and metrics["classifier"] == {"test_acc": 0.92}
-    summary = m3.training_summary({"vae": cfg}, {"vae": hist}, {"vae": {"plain": [239.0], "averaged": [238.0]}})
-    assert summary.startswith("VAE   kept the averaged iterates: 2 epochs, best validation 240.00 nats at epoch 2")
 
 
 def test_problem3_figures_label_the_models():
