@@ -24,7 +24,7 @@ import torch
 
 import hw5
 from hw5 import data
-from hw5.metrics import vae as M
+from hw5.metrics import latent as L, vae as M
 from hw5.metrics.classifier import classifier_accuracy
 
 METRICS = Path(__file__).resolve().parents[1] / "figures" / "problem3" / "metrics.json"
@@ -140,27 +140,27 @@ def test_class_information_in_mu(recorded, splits, models, name):
     x_test, y_test = splits[4:]
     mu, labels = M.encode_mean(models[name], x_test, y_test), y_test.numpy()
     r = recorded[name]
-    assert M.knn_accuracy(mu, labels) == pytest.approx(r["knn_acc_mu"], abs=0.002)
-    assert M.class_variance_share(mu, labels) == pytest.approx(r["class_variance_share_mu"], abs=1e-4)
-    assert M.silhouette(mu, labels) == pytest.approx(r["silhouette_mu"], abs=1e-3)
-    assert M.active_units(mu) == r["active_units"]
-    r2 = M.style_r2(mu, M.style_properties(x_test, y_test))
+    assert L.knn_accuracy(mu, labels) == pytest.approx(r["knn_acc_mu"], abs=0.002)
+    assert L.class_variance_share(mu, labels) == pytest.approx(r["class_variance_share_mu"], abs=1e-4)
+    assert L.silhouette(mu, labels) == pytest.approx(r["silhouette_mu"], abs=1e-3)
+    assert L.active_units(mu) == r["active_units"]
+    r2 = L.style_r2(mu, L.style_properties(x_test, y_test))
     for key, value in r["style_r2_mu"].items():
         assert r2[key] == pytest.approx(value, abs=0.005)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["vae", "cvae"])
-def test_linear_probe_and_tsne_maps(recorded, splits, models, name):
-    """The linear probe on mu (trained on the 48,000 training images' mu: 0.002) and the t-SNE maps' 5-NN
-    accuracy and silhouette (about a minute per map; 0.01, since sklearn's Barnes-Hut t-SNE moved them by
-    up to 0.5 points between two CPUs)."""
+def test_logistic_readout_and_tsne_maps(recorded, splits, models, name):
+    """The logistic read-out on mu (recorded as ``linear_probe_mu``; fit on the 48,000 training images' mu:
+    0.002) and the t-SNE maps' 5-NN accuracy and silhouette (about a minute per map; 0.01, since sklearn's
+    Barnes-Hut t-SNE moved them by up to 0.5 points between two CPUs)."""
     x_all, y_all, _, _, x_test, y_test = splits
     train_idx, _ = data.train_val_split(len(x_all), val_fraction=0.2, seed=SEED)
     mu, labels = M.encode_mean(models[name], x_test, y_test), y_test.numpy()
     train_mu = M.encode_mean(models[name], x_all[train_idx], y_all[train_idx])
-    embedding, _ = M.tsne_embedding(mu, SEED, n_jobs=2)
-    stats = M.manifold_statistics(mu, labels, train_mu, y_all[train_idx].numpy(), embedding, seed=SEED)
+    embedding, _ = L.tsne_embedding(mu, SEED, n_jobs=2)
+    stats = L.manifold_statistics(mu, labels, train_mu, y_all[train_idx].numpy(), embedding, seed=SEED)
     r = recorded[name]
     assert stats["linear_probe_mu"] == pytest.approx(r["linear_probe_mu"], abs=0.002)
     assert stats["knn_acc_2d"] == pytest.approx(r["knn_acc_2d"], abs=0.01)

@@ -1,6 +1,7 @@
 """VAE training loop and Problem 3's evaluation helpers, on small real Fashion-MNIST subsets: the loss
-falls, resume == uninterrupted, the best-validation weights are returned, configs are validated, and
-k-NN accuracy / t-SNE cache / probes behave."""
+falls, resume == uninterrupted, the best-validation weights are returned, configs are validated, and the
+samples' verdict, snapshot rows, reconstructions and interpolations behave (the latent-space statistics are
+tested in test_latent.py, the tables and the record in test_reports_vae.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ import torch
 
 from hw5 import data
 from hw5.checkpoint import CheckpointError
-from hw5.metrics.vae import (active_units, class_relative, class_variance_share, elbo_terms, encode_mean,
-                             knn_accuracy, linear_probe, linear_r2, negative_elbo, silhouette, tsne_cache_key,
-                             tsne_embedding)
+from hw5.metrics.latent import class_variance_share, knn_accuracy, logistic_readout_accuracy
+from hw5.metrics.vae import elbo_terms, encode_mean, negative_elbo
 from hw5.metrics import vae as m3
-from hw5.output import cached_array
 from hw5.models.vae import VAE, VAEConfig, vae_loss
+from hw5.reports.vae import snapshot_table
 from hw5.training.vae import VALIDATION_BATCH, VAETraining, kl_weight, train_vae
 
 
@@ -136,56 +136,6 @@ def test_negative_elbo_evaluation_matches_the_loss_and_samples_average(fashion):
     assert one["kl"] == pytest.approx(negative_elbo(model, x, y, samples=7)["kl"], rel=1e-6)  # exact term
 
 
-def test_knn_accuracy_against_brute_force():
-    rng = np.random.default_rng(0)
-    feats = rng.normal(size=(300, 3))
-    labels = rng.integers(0, 4, 300)
-    labels[feats[:, 0] > 0.5] = 3  # some structure so accuracy is not chance
-    got = knn_accuracy(feats, labels, neighbours=5)
-    d = ((feats[:, None] - feats[None]) ** 2).sum(-1)
-    np.fill_diagonal(d, np.inf)
-    correct = 0
-    for i in range(300):
-        nn_idx = np.argsort(d[i])[:5]
-        counts = np.bincount(labels[nn_idx], minlength=4).astype(float)
-        for rank, j in enumerate(nn_idx):  # ties: the class of the nearer neighbour wins
-            counts[labels[j]] += 1e-3 * (5 - rank) / 5
-        correct += counts.argmax() == labels[i]
-    assert got == pytest.approx(correct / 300)
-    separated = np.concatenate([rng.normal(0, 0.1, (50, 2)), rng.normal(10, 0.1, (50, 2))])
-    two = np.repeat([0, 1], 50)
-    assert knn_accuracy(separated, two) == 1.0 and silhouette(separated, two) > 0.95
-    assert linear_probe(separated, two, separated + 0.05, two) == 1.0
-    assert class_variance_share(separated, two) > 0.99
-    same_mean = np.concatenate([rng.normal(0, 1, (2000, 3)), rng.normal(0, 1, (2000, 3))])
-    assert class_variance_share(same_mean, two.repeat(40)) < 0.01
-    # against the one-dimensional eta^2 computed by hand
-    f, g = np.array([[1.0], [3.0], [10.0], [14.0]]), np.array([0, 0, 1, 1])
-    assert class_variance_share(f, g) == pytest.approx(((2 - 7) ** 2 + (12 - 7) ** 2) / 2 / np.var(f))
-    rel = class_relative(np.array([1.0, 3.0, 10.0, 14.0]), np.array([0, 0, 1, 1]))
-    np.testing.assert_allclose(rel, [-1, 1, -2, 2])
-    x = rng.normal(size=(400, 3))
-    assert linear_r2(x, x @ [1.0, -2.0, 0.5] + 3) == pytest.approx(1.0)
-    assert linear_r2(x, rng.normal(size=400)) < 0.05
-    assert active_units(np.stack([rng.normal(0, 1, 500), rng.normal(0, 0.05, 500)], 1)) == 1
-
-
-def test_tsne_is_cached_by_input_and_settings(tmp_path):
-    feats = np.random.default_rng(0).normal(size=(150, 5)).astype(np.float32)
-    def tsne(f, seed):
-        key = tsne_cache_key(f, seed, perplexity=10)
-        return (key, *cached_array(tmp_path, key, lambda: tsne_embedding(f, seed, perplexity=10)))
-
-    key_a, a, seconds_a, cached_a = tsne(feats, 0)
-    key_b, b, seconds_b, cached_b = tsne(feats, 0)
-    assert a.shape == (150, 2) and not cached_a and cached_b and key_a == key_b
-    assert np.array_equal(a, b) and seconds_b == pytest.approx(seconds_a)
-    key_c, _, _, cached_c = tsne(feats, 1)
-    key_d, *_ = tsne(feats + 1, 0)
-    assert len({key_a, key_c, key_d}) == 3 and not cached_c
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{k}.npz" for k in (key_a, key_c, key_d))
-
-
 def test_encoder_means_and_conditional_samples(fashion):
     torch.manual_seed(0)
     model = VAEConfig(conditional=True).build()
@@ -196,7 +146,7 @@ def test_encoder_means_and_conditional_samples(fashion):
     assert not hasattr(VAE(), "class_samples"), "class-conditional samples are the C-VAE's alone"
 
 
-# -- Problem 3's reports, tables and figures ---------------------------------------------------------------------
+# -- Problem 3's evaluations and figures ------------------------------------------------------------------------
 class _AlwaysClass(torch.nn.Module):
     """A stand-in classifier that sees class ``c`` in every image."""
 
@@ -221,36 +171,19 @@ def test_conditional_sample_report_and_prior_class_shares():
     assert shares == [0.0] * 7 + [1.0, 0.0, 0.0]
 
 
-def test_manifold_and_snapshot_statistics(fashion):
+def test_snapshot_statistics(fashion):
     x, y, xv, yv = fashion
     torch.manual_seed(0)
     model = VAEConfig(conditional=True).build().eval()
     mu, mu_val = encode_mean(model, x, y), encode_mean(model, xv, yv)
-    emb = mu_val[:, :2]
-    stats = m3.manifold_statistics(mu_val, yv.numpy(), mu, y.numpy(), embedding=emb, seed=0)
-    assert stats["knn_acc_mu"] == knn_accuracy(mu_val, yv.numpy())
-    assert stats["silhouette_2d"] == silhouette(emb, yv.numpy())
-    assert stats["linear_probe_mu"] == linear_probe(mu, y.numpy(), mu_val, yv.numpy(), seed=0)
-    assert stats["active_units"] == active_units(mu_val) and "knn_acc_2d" in stats
-    assert "knn_acc_2d" not in m3.manifold_statistics(mu_val, yv.numpy(), mu, y.numpy())
-    history = {"val_neg_elbo": [300.0, 290.0, 295.0], "val_kl": [5.0, 6.0, 7.0], "best_epoch": 2, "best_val_loss": 290.0}
+    history = {"val_neg_elbo": [300.0, 290.0, 295.0], "val_kl": [5.0, 6.0, 7.0], "best_epoch": 2,
+               "best_val_loss": 290.0}
     row = m3.snapshot_statistics(model, history, x, y, xv, yv, seed=0)
     assert (row["epochs"], row["best_val_neg_elbo"], row["val_kl"]) == (3, 290.0, 6.0)
-    assert row["linear_probe_mu"] == stats["linear_probe_mu"]
+    assert row["linear_probe_mu"] == logistic_readout_accuracy(mu, y.numpy(), mu_val, yv.numpy(), seed=0)
+    assert row["knn_acc_mu"] == knn_accuracy(mu_val, yv.numpy())
     assert row["class_variance_share_mu"] == pytest.approx(class_variance_share(mu_val, yv.numpy()))
-    assert "   3     290.00    6.00" in m3.snapshot_table([row])
-
-
-def test_style_properties_are_relative_to_the_class(fashion):
-    x, y = fashion[0][:200], fashion[1][:200]
-    props = m3.style_properties(x, y)
-    brightness = x.float().div(255).mean(dim=(1, 2)).numpy()
-    np.testing.assert_allclose(props["brightness"], brightness, rtol=1e-5)
-    for c in range(10):  # class-relative properties have mean 0 within every class
-        assert abs(props["brightness - class mean"][y.numpy() == c].mean()) < 1e-6
-        assert abs(props["width - class mean"][y.numpy() == c].mean()) < 1e-9
-    r2 = m3.style_r2(np.stack([props["brightness"], np.random.default_rng(0).normal(size=200)], 1), props)
-    assert r2["brightness"] == pytest.approx(1.0) and set(r2) == set(props)
+    assert "   3     290.00    6.00" in snapshot_table([row])
 
 
 def test_reconstructions_and_interpolation_rows(fashion):
@@ -260,6 +193,8 @@ def test_reconstructions_and_interpolation_rows(fashion):
     recon = m3.reconstructions(models["C-VAE"], x, y)
     mu, _ = models["C-VAE"].encode(data.to_unit(x), y)
     torch.testing.assert_close(recon, torch.sigmoid(models["C-VAE"].decode(mu, y)).view(4, 1, 28, 28))
+    assert torch.equal(recon, models["C-VAE"].reconstruct(data.to_unit(x), y))  # the model's, on uint8 input
+    assert torch.equal(m3.reconstructions(models["VAE"], x, y), models["VAE"].reconstruct(data.to_unit(x)))
     names = [f"class {i}" for i in range(10)]
     rows = m3.interpolation_rows(models, x, y, [(0, 1)], names, steps=5)
     key = f"C-VAE: class {int(y[0])} -> class {int(y[1])}"
@@ -267,52 +202,6 @@ def test_reconstructions_and_interpolation_rows(fashion):
     assert rows[key].shape == (7, 1, 28, 28)
     torch.testing.assert_close(rows[key][0], data.to_unit(x[:1])[0])
     torch.testing.assert_close(rows[key][-1], data.to_unit(x[1:2])[0])
-
-
-def test_tables_print_the_numbers_at_their_stated_precision():
-    lik = {"vae": {"val_neg_elbo": 236.744, "test_neg_elbo": 238.626, "test_recon": 222.745, "test_kl": 15.881,
-                   "test_iwae_bound": 236.328, "iwae_samples": 1000, "iwae_images": 10000}}
-    assert "  VAE   validation 236.74   test 238.63 = reconstruction 222.75 + KL 15.88" in m3.elbo_table(lik, 10)
-    assert "  VAE   236.33, 2.30 below the negative ELBO" in m3.iwae_table(lik)
-    marginal = {"marginal_bound": 235.0787, "marginal_samples": 100, "marginal_images": 10000, "bayes_accuracy": 0.8715}
-    assert m3.marginal_table(marginal, 236.328).splitlines() == [
-        "C-VAE: -log p(x) <= 235.08 nats (k = 100 per class, 10000 test images); VAE: <= 236.33",
-        "its Bayes classifier argmax_c p(x | c): 87% test accuracy"]
-    stats = {"cvae": {"linear_probe_mu": 0.1315, "knn_acc_mu": 0.604, "silhouette_mu": -0.0496,
-                      "class_variance_share_mu": 0.00157, "active_units": 13, "knn_acc_2d": 0.5626,
-                      "silhouette_2d": -0.0678}}
-    assert ("C-VAE linear probe 13%, 5-NN 60%, silhouette -0.05, class share of Var(mu) 0.2%, active units 13/20"
-            in m3.manifold_table(stats, 10000))
-    assert "C-VAE 5-NN class accuracy 56.3%, silhouette -0.068" in m3.map_table(stats)
-    surgery = {"vae": {"kl": 15.881, "mutual_information": 9.033, "aggregate_kl": 6.848, "log_n": 9.2103}}
-    assert m3.surgery_table(surgery, 10000).endswith("  VAE   15.88 = 9.03 + 6.85")
-    assert "  relu      last  240.10   best  240.01   <- chosen" in m3.sweep_table(
-        {"relu": [241.0, 240.01, 240.1], "elu": [243.0, 242.0, 242.5]}, 3)
-    assert "  brightness               VAE 0.93   C-VAE 0.48" in m3.style_table(
-        {"vae": {"brightness": 0.929}, "cvae": {"brightness": 0.484}})
-
-
-def test_problem3_metrics_gathers_every_section():
-    cfg = VAETraining(ema_decay=0.999)
-    hist = {"val_neg_elbo": [250.0, 240.0], "best_epoch": 2, "epoch_seconds": [1.0, 2.0], "best_val_loss": 240.0}
-    lik = {"test_neg_elbo": 238.6, "test_iwae_bound": 236.3}
-    stats = {"linear_probe_mu": 0.8}
-    surgery = {"mutual_information": 9.0, "aggregate_kl": 6.8, "kl": 15.8, "log_n": 9.2}
-    metrics = m3.problem3_metrics(
-        {"vae": cfg, "cvae": cfg}, {"vae": hist, "cvae": hist}, {"vae": lik, "cvae": lik}, {"vae": stats, "cvae": stats},
-        {"vae": {"brightness": 0.9}, "cvae": {"brightness": 0.5}}, {"vae": surgery, "cvae": surgery},
-        {"marginal_bound": 235.1, "bayes_accuracy": 0.87}, {"accuracy": 0.82, "per_class": [0.8] * 10},
-        {"relu": [241.0, 240.0], "elu": [242.0, 243.0]}, {"vae": {"plain": [239.0], "averaged": [238.0]}}, [],
-        classifier={"test_acc": 0.92})
-    assert metrics["vae"]["test_iwae_bound"] == 236.3 and metrics["vae"]["epochs"] == 2
-    assert metrics["vae"]["ema_decay"] == 0.999 and metrics["vae"]["aggregate_kl"] == 6.8
-    assert metrics["cvae"]["marginal_bound"] == 235.1 and metrics["cvae"]["conditional_sample_acc"] == 0.82
-    assert "marginal_bound" not in metrics["vae"]
-    assert metrics["sweep"] == {"epochs": 2, "best_val": {"relu": 240.0, "elu": 242.0}, "chosen": "relu"}
-    assert metrics["variants_best_val"] == {"vae": {"plain": 239.0, "averaged": 238.0}}
-    assert metrics["train_seconds"] == {"vae": 3.0, "cvae": 3.0} and metrics["classifier"] == {"test_acc": 0.92}
-    summary = m3.training_summary({"vae": cfg}, {"vae": hist}, {"vae": {"plain": [239.0], "averaged": [238.0]}})
-    assert summary.startswith("VAE   kept the averaged iterates: 2 epochs, best validation 240.00 nats at epoch 2")
 
 
 def test_problem3_figures_label_the_models():

@@ -1,22 +1,21 @@
-"""Problem 3's evaluation: ELBO and importance-weighted likelihood bounds, latent codes, t-SNE (cached),
-and what the 2-D maps show in numbers (k-NN class accuracy, silhouette, a linear probe, active units).
+"""Problem 3's evaluation of a VAE or C-VAE: ELBO and importance-weighted likelihood bounds, the C-VAE's
+marginal and Bayes classifier, the KL term's split (ELBO surgery), posterior means, a classifier's verdict on
+samples, and the images shown beside them (reconstructions, interpolations).
 
 Likelihood bounds are per image, in nats, on the same Bernoulli likelihood the models are trained with
 (pixel values in [0, 1] as targets). For the C-VAE they bound the class-conditional log p(x | c).
-Nothing here trains a generative model or writes a file (:mod:`hw5.output` caches the t-SNE maps). Every
-function takes images and labels on any device and computes on the model's; results meant for sklearn
-and plots are NumPy arrays on the CPU.
+Statistics of the codes that any model family can use (k-NN accuracy, silhouette, the logistic read-out,
+active units, t-SNE) are in :mod:`hw5.metrics.latent`; the tables and the record in :mod:`hw5.reports.vae`.
+Nothing here trains a generative model or writes a file. Every function takes images and labels on any
+device and computes on the model's; results meant for sklearn and plots are NumPy arrays on the CPU.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 
 import numpy as np
-import sklearn
 import torch
 import torch.nn.functional as F
 
@@ -24,6 +23,7 @@ from ..data import to_unit
 from ..models.vae import LOG_2PI, VAE, bernoulli_nll, gaussian_kl, log_normal
 from ..utils import eval_mode, model_device
 from .common import accuracy
+from .latent import class_variance_share, knn_accuracy, logistic_readout_accuracy
 
 
 @torch.inference_mode()
@@ -157,109 +157,7 @@ def encode_mean(model: VAE, images: torch.Tensor, labels: torch.Tensor, batch_si
     return torch.cat(means).cpu().numpy()
 
 
-def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
-    """Latent dimensions d with Cov_x(E_q[z_d]) = Var_x(mu_d) > ``threshold`` (Burda et al., 2016)."""
-    return int((np.var(mu, axis=0) > threshold).sum())
-
-
-def class_variance_share(features: np.ndarray, labels: np.ndarray) -> float:
-    """The share of the features' total variance that lies between the class means (a multivariate eta^2):
-
-        sum_d Var_c(E[f_d | c]) / sum_d Var(f_d)   (class-frequency weighted), in [0, 1];
-
-    1 when every class is a single point, 0 when all classes have the same mean.
-    """
-    features = np.asarray(features, dtype=np.float64)
-    labels = np.asarray(labels)
-    centred = features - features.mean(0)
-    classes, counts = np.unique(labels, return_counts=True)
-    means = np.stack([centred[labels == c].mean(0) for c in classes])  # (C, D)
-    between = (counts[:, None] * means ** 2).sum() / len(labels)
-    return float(between / (centred ** 2).mean(0).sum())
-
-
-def class_relative(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``values`` minus the mean of their class: what is left of a property once the class is known."""
-    values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels)
-    means = np.zeros(int(labels.max()) + 1)
-    np.add.at(means, labels, values)
-    return values - (means / np.bincount(labels, minlength=len(means)))[labels]
-
-
-def linear_r2(features: np.ndarray, target: np.ndarray, folds: int = 2) -> float:
-    """Cross-validated R^2 of a least-squares linear map features -> target (1 = the features hold the
-    target linearly, 0 = no better than its mean); ``folds`` contiguous folds, no shuffling."""
-    from sklearn.linear_model import LinearRegression
-    from sklearn.model_selection import cross_val_score
-
-    return float(cross_val_score(LinearRegression(), features, target, cv=folds, scoring="r2").mean())
-
-
-TSNE_SETTINGS = {"n_components": 2, "init": "pca", "learning_rate": "auto", "method": "barnes_hut"}
-
-
-def tsne_cache_key(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> str:
-    """A key naming one :func:`tsne_embedding`: a hash of the input bytes, the t-SNE settings, the seed and
-    sklearn's version (for :func:`hw5.output.cached_array`)."""
-    features = np.ascontiguousarray(features, dtype=np.float32)
-    digest = hashlib.sha256(features.tobytes())
-    digest.update(json.dumps({**TSNE_SETTINGS, "perplexity": perplexity, "random_state": seed,
-                              "shape": features.shape, "sklearn": sklearn.__version__}, sort_keys=True).encode())
-    return f"tsne-{digest.hexdigest()[:16]}"
-
-
-def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0, n_jobs: int | None = None
-                   ) -> tuple[np.ndarray, float]:
-    """``sklearn.manifold.TSNE`` of ``features`` to 2-D (Barnes-Hut, PCA initialisation, ``random_state=seed``):
-    the (N, 2) float32 embedding and the seconds it took."""
-    from sklearn.manifold import TSNE
-
-    start = time.perf_counter()
-    features = np.ascontiguousarray(features, dtype=np.float32)
-    embedding = TSNE(**TSNE_SETTINGS, perplexity=perplexity, random_state=seed,
-                     n_jobs=n_jobs).fit_transform(features)
-    return embedding.astype(np.float32), time.perf_counter() - start
-
-
-def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbours: int = 5) -> float:
-    """Leave-one-out k-nearest-neighbour class accuracy, k = ``neighbours``: each point is given the majority
-    class of its k nearest other points (Euclidean; ties go to the class of the nearer neighbours)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    labels, k = np.asarray(labels), neighbours
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features, return_distance=False)
-    # drop each point itself (it is its own nearest neighbour unless duplicated: then drop one copy)
-    own = idx == np.arange(len(labels))[:, None]
-    own[~own.any(1), -1] = True  # a duplicate took the point's place: drop the farthest instead
-    neighbours = idx[~own].reshape(len(labels), k)
-    votes = np.zeros((len(labels), int(labels.max()) + 1))
-    weight = 1.0 + 1e-3 * (k - np.arange(k)) / k  # one vote each; a nearer neighbour breaks ties
-    np.add.at(votes, (np.arange(len(labels))[:, None], labels[neighbours]), weight)
-    return float((votes.argmax(1) == labels).mean())
-
-
-def silhouette(features: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette coefficient (b - a) / max(a, b) with the classes as clusters, in [-1, 1]: near 1
-    when each class is a tight, separated cluster, near 0 when classes overlap."""
-    from sklearn.metrics import silhouette_score
-
-    return float(silhouette_score(features, labels))
-
-
-def linear_probe(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
-                 test_labels: np.ndarray, seed: int = 0) -> float:
-    """Test accuracy of a multinomial logistic regression fit on standardised ``train_features``: how
-    much class information the features hold *linearly*."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    probe.fit(train_features, train_labels)
-    return float(probe.score(test_features, test_labels))
-
-
-# -- reports: the numbers a notebook prints and writes, one call each ------------------------------------------
+# -- one call per notebook result (the numbers; hw5.reports.vae prints and records them) ----------------------
 def likelihood_report(model: VAE, val_images: torch.Tensor, val_labels: torch.Tensor, test_images: torch.Tensor,
                       test_labels: torch.Tensor, elbo_samples: int, iwae_samples: int, iwae_images: int,
                       seed: int = 0) -> dict[str, float]:
@@ -325,50 +223,19 @@ def aggregate_posterior_kl(model: VAE, images: torch.Tensor, labels: torch.Tenso
     return {"kl": kl, "mutual_information": info, "aggregate_kl": kl - info, "log_n": math.log(n)}
 
 
-def manifold_statistics(mu: np.ndarray, labels: np.ndarray, train_mu: np.ndarray, train_labels: np.ndarray,
-                        embedding: np.ndarray | None = None, seed: int = 0) -> dict[str, float]:
-    """How much of the class the posterior means ``mu`` (N, M) of test images hold, and (with ``embedding``,
-    their 2-D t-SNE map) how much of it the map shows: ``knn_acc_mu``, ``silhouette_mu``, ``linear_probe_mu``
-    (fit on ``train_mu``), ``class_variance_share_mu``, ``active_units``; and ``knn_acc_2d``,
-    ``silhouette_2d`` when ``embedding`` is given."""
-    labels, train_labels = np.asarray(labels), np.asarray(train_labels)
-    out = {"knn_acc_mu": knn_accuracy(mu, labels), "silhouette_mu": silhouette(mu, labels),
-           "linear_probe_mu": linear_probe(train_mu, train_labels, mu, labels, seed=seed),
-           "class_variance_share_mu": class_variance_share(mu, labels), "active_units": active_units(mu)}
-    if embedding is not None:
-        out.update(knn_acc_2d=knn_accuracy(embedding, labels), silhouette_2d=silhouette(embedding, labels))
-    return out
-
-
 def snapshot_statistics(model: VAE, history: dict, train_images: torch.Tensor, train_labels: torch.Tensor,
                         test_images: torch.Tensor, test_labels: torch.Tensor, seed: int = 0) -> dict[str, float]:
     """One row of the "class leaves the latent" table: the run's epochs, best validation negative ELBO and
-    the validation KL at that epoch, and the class content of mu on the test images (linear probe fit on the
-    training images' mu, 5-NN accuracy, class share of the variance)."""
+    the validation KL at that epoch, and the class content of mu on the test images (the logistic read-out
+    fit on the training images' mu, 5-NN accuracy, class share of the variance: :mod:`hw5.metrics.latent`)."""
     mu = encode_mean(model, test_images, test_labels)
     y = test_labels.cpu().numpy()  # sklearn's input
     best = history["best_epoch"]
     return {"epochs": len(history["val_neg_elbo"]), "best_val_neg_elbo": history["best_val_loss"],
             "val_kl": history["val_kl"][best - 1],
-            "linear_probe_mu": linear_probe(encode_mean(model, train_images, train_labels),
-                                            train_labels.cpu().numpy(), mu, y, seed=seed),
+            "linear_probe_mu": logistic_readout_accuracy(encode_mean(model, train_images, train_labels),
+                                                         train_labels.cpu().numpy(), mu, y, seed=seed),
             "knn_acc_mu": knn_accuracy(mu, y), "class_variance_share_mu": class_variance_share(mu, y)}
-
-
-def style_properties(images: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-image properties of style: ``brightness`` (mean pixel value in [0, 1]), and brightness and
-    ``width`` (columns holding a pixel above 0.2) relative to the mean of the image's class."""
-    x = to_unit(images).cpu().numpy()[:, 0]  # (N, 28, 28), for NumPy
-    y = labels.cpu().numpy()
-    brightness = x.mean(axis=(1, 2))
-    width = (x > 0.2).any(axis=1).sum(axis=1)
-    return {"brightness": brightness, "brightness - class mean": class_relative(brightness, y),
-            "width - class mean": class_relative(width, y)}
-
-
-def style_r2(mu: np.ndarray, properties: dict[str, np.ndarray]) -> dict[str, float]:
-    """:func:`linear_r2` of each property from ``mu``."""
-    return {name: linear_r2(mu, values) for name, values in properties.items()}
 
 
 def conditional_sample_report(model: VAE, classifier: torch.nn.Module, n_per_class: int,
@@ -396,24 +263,26 @@ def prior_class_shares(model: VAE, classifier: torch.nn.Module, n: int, seed: in
     return (torch.bincount(seen, minlength=model.n_classes).double() / n).tolist()
 
 
-def model_record(config: object, history: dict, likelihood: dict, manifold: dict, style: dict,
-                 surgery: dict) -> dict[str, object]:
-    """One model's section of ``metrics.json``: its setting and training length, the likelihood report, the
-    manifold statistics, the style R^2 and the split of its KL term."""
-    return {**likelihood, "epochs": len(history["val_neg_elbo"]), "best_epoch": history["best_epoch"],
-            "activation": config.model.activation, "kl_warmup_epochs": config.kl_warmup_epochs,
-            "ema_decay": config.ema_decay, **manifold, "style_r2_mu": style,
-            "mutual_information": surgery["mutual_information"], "aggregate_kl": surgery["aggregate_kl"]}
+def sweep_winner(sweep: dict[str, list[float]]) -> str:
+    """The candidate setting a sweep chooses: the one whose validation curve reaches the lowest value,
+
+        argmin_n min_t curve_n[t]   (the first such candidate in ``sweep``'s order on a tie);
+
+    ``sweep`` maps each candidate's name to its validation negative ELBO per epoch. The notebook trains
+    with it, and :func:`hw5.reports.vae.sweep_table` and the record mark it."""
+    if not sweep or not all(len(curve) for curve in sweep.values()):
+        raise ValueError("a sweep needs at least one candidate, each with at least one validation value")
+    return min(sweep, key=lambda n: min(sweep[n]))
 
 
 # -- images for display: decoded means, on the model's device ------------------------------------------------
 @torch.inference_mode()
 def reconstructions(model: VAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """E[x | z = mu(x[, c])], the decoded posterior mean of each image: (N, 1, 28, 28) in [0, 1]."""
+    """:meth:`VAE.reconstruct` of ``images`` (uint8 or [0, 1] floats) and ``labels``, both on any device, in
+    eval mode: E[x | z = mu(x[, c])], (N, 1, 28, 28) in [0, 1] on the model's device."""
     device = model_device(model)
-    x, c = to_unit(images, device), labels.to(device)
     with eval_mode(model):
-        return torch.sigmoid(model.decode(model.encode(x, c)[0], c)).view(-1, 1, 28, 28)  # (N, 784) -> images
+        return model.reconstruct(to_unit(images, device), labels.to(device))
 
 
 def interpolation_rows(models: dict[str, VAE], images: torch.Tensor, labels: torch.Tensor,
@@ -431,130 +300,3 @@ def interpolation_rows(models: dict[str, VAE], images: torch.Tensor, labels: tor
                 [x[i:i + 1].cpu(), path, x[j:j + 1].cpu()])
     return rows
 
-
-# -- the printed tables: one string per report, the numbers rounded to what reproduces across machines ------
-LABELS = {"vae": "VAE", "cvae": "C-VAE"}
-
-
-def _label(key: str) -> str:
-    return LABELS.get(key, key)
-
-
-def sweep_table(sweep: dict[str, list[float]], epochs: int) -> str:
-    """The validation curves of the candidate settings, best first, the chosen (lowest) one marked."""
-    chosen = min(sweep, key=lambda n: min(sweep[n]))
-    lines = [f"validation negative ELBO of the VAE (nats / image) after {epochs} epochs:"]
-    for name, curve in sorted(sweep.items(), key=lambda item: min(item[1])):
-        lines.append(f"  {name:9s} last {curve[-1]:7.2f}   best {min(curve):7.2f}"
-                     + ("   <- chosen" if name == chosen else ""))
-    return "\n".join(lines)
-
-
-def elbo_table(reports: dict[str, dict[str, float]], samples: int) -> str:
-    """Validation and test negative ELBO of each model (:func:`likelihood_report`), 2 decimals."""
-    lines = [f"negative ELBO, nats per image ({samples} draws of z per image):"]
-    lines += [f"  {_label(k):5s} validation {r['val_neg_elbo']:.2f}   test {r['test_neg_elbo']:.2f} = reconstruction "
-              f"{r['test_recon']:.2f} + KL {r['test_kl']:.2f}" for k, r in reports.items()]
-    return "\n".join(lines)
-
-
-def iwae_table(reports: dict[str, dict[str, float]]) -> str:
-    """The IWAE bound of each model and how far below its test negative ELBO it lies, 2 decimals."""
-    first = next(iter(reports.values()))
-    lines = [f"-L_k, k = {first['iwae_samples']} importance samples, first {first['iwae_images']} test images "
-             "(nats per image):"]
-    lines += [f"  {_label(k):5s} {r['test_iwae_bound']:.2f}, {r['test_neg_elbo'] - r['test_iwae_bound']:.2f} below "
-              "the negative ELBO" for k, r in reports.items()]
-    return "\n".join(lines)
-
-
-def marginal_table(marginal: dict[str, float], vae_bound: float) -> str:
-    """The C-VAE's marginal bound beside the VAE's IWAE bound, and its Bayes classifier (integer percent)."""
-    return (f"C-VAE: -log p(x) <= {marginal['marginal_bound']:.2f} nats (k = {marginal['marginal_samples']} per "
-            f"class, {marginal['marginal_images']} test images); VAE: <= {vae_bound:.2f}\n"
-            f"its Bayes classifier argmax_c p(x | c): {marginal['bayes_accuracy']:.0%} test accuracy")
-
-
-def map_table(stats: dict[str, dict[str, float]]) -> str:
-    """The t-SNE maps' class statistics (they move by up to half a point between machines)."""
-    lines = ["on the 2-D maps:"]
-    lines += [f"  {_label(k):5s} 5-NN class accuracy {s['knn_acc_2d']:.1%}, silhouette {s['silhouette_2d']:.3f}"
-              for k, s in stats.items()]
-    return "\n".join(lines)
-
-
-def manifold_table(stats: dict[str, dict[str, float]], n_images: int) -> str:
-    """The class information in mu (:func:`manifold_statistics`), at a precision that reproduces."""
-    lines = [f"class information in mu ({n_images} test images; chance accuracy 10%):"]
-    lines += [f"  {_label(k):5s} linear probe {s['linear_probe_mu']:.0%}, 5-NN {s['knn_acc_mu']:.0%}, silhouette "
-              f"{s['silhouette_mu']:.2f}, class share of Var(mu) {s['class_variance_share_mu']:.1%}, "
-              f"active units {s['active_units']}/20" for k, s in stats.items()]
-    return "\n".join(lines)
-
-
-def surgery_table(surgery: dict[str, dict[str, float]], n_images: int) -> str:
-    """:func:`aggregate_posterior_kl` of each model: mean KL = I(x; z) + KL(q(z) || p(z))."""
-    log_n = next(iter(surgery.values()))["log_n"]
-    lines = [f"mean KL of the {n_images} test images = I(x; z) + KL(q(z) || p(z)), nats; I is at most "
-             f"log N = {log_n:.2f}"]
-    lines += [f"  {_label(k):5s} {r['kl']:.2f} = {r['mutual_information']:.2f} + {r['aggregate_kl']:.2f}"
-              for k, r in surgery.items()]
-    return "\n".join(lines)
-
-
-def verdict_table(verdict: dict, vae_shares: list[float], class_names: list[str], test_accuracy: float) -> str:
-    """The classifier's verdict on the C-VAE's conditional samples and the VAE's prior samples."""
-    n = int(verdict["confusion"].sum())
-    return "\n".join([
-        f"classifier's test accuracy: {test_accuracy:.1%}",
-        f"C-VAE samples recognised as the class asked for: {verdict['accuracy']:.0%} of {n}",
-        "per class: " + ", ".join(f"{c} {a:.0%}" for c, a in zip(class_names, verdict["per_class"])),
-        "VAE prior samples, class shares: " + ", ".join(f"{c} {s:.0%}" for c, s in zip(class_names, vae_shares))])
-
-
-def snapshot_table(rows: list[dict[str, float]]) -> str:
-    """:func:`snapshot_statistics` rows as a table."""
-    lines = [f"{'epochs':>6s} {'val -ELBO':>10s} {'val KL':>7s} {'linear probe mu':>16s} {'5-NN mu':>8s} "
-             f"{'class share of Var(mu)':>23s}"]
-    lines += [f"{r['epochs']:6d} {r['best_val_neg_elbo']:10.2f} {r['val_kl']:7.2f} {r['linear_probe_mu']:16.1%} "
-              f"{r['knn_acc_mu']:8.1%} {r['class_variance_share_mu']:23.1%}" for r in rows]
-    return "\n".join(lines)
-
-
-def style_table(r2: dict[str, dict[str, float]]) -> str:
-    """:func:`style_r2` of each model, one line per property."""
-    props = next(iter(r2.values()))
-    lines = ["R^2 of a linear map mu -> property (2-fold cross-validated, test images):"]
-    lines += [f"  {p:24s} " + "   ".join(f"{_label(k)} {r[p]:.2f}" for k, r in r2.items()) for p in props]
-    return "\n".join(lines)
-
-
-def problem3_metrics(configs: dict, histories: dict, likelihood: dict, manifold: dict, style: dict, surgery: dict,
-                     marginal: dict, verdict: dict, sweep: dict[str, list[float]],
-                     variants: dict[str, dict[str, list[float]]], snapshots: list[dict], **sections: object
-                     ) -> dict[str, object]:
-    """``metrics.json`` of Problem 3: one :func:`model_record` per model, the C-VAE's marginal and
-    conditional-sample accuracy added to its record; the sweep's and the variants' best validation losses,
-    the snapshot rows, and any further ``sections`` as they are."""
-    out = {k: model_record(configs[k], histories[k], likelihood[k], manifold[k], style[k], surgery[k])
-           for k in configs}
-    out["cvae"].update({**marginal, "conditional_sample_acc": verdict["accuracy"],
-                        "conditional_sample_acc_per_class": verdict["per_class"]})
-    out["sweep"] = {"epochs": min(len(c) for c in sweep.values()), "best_val": {n: min(c) for n, c in sweep.items()},
-                    "chosen": min(sweep, key=lambda n: min(sweep[n]))}
-    out["variants_best_val"] = {k: {v: min(c) for v, c in curves.items()} for k, curves in variants.items()}
-    out["snapshots"] = snapshots
-    out["train_seconds"] = {k: sum(h["epoch_seconds"]) for k, h in histories.items()}
-    return {**out, **sections}
-
-
-def training_summary(configs: dict, histories: dict, variants: dict[str, dict[str, list[float]]]) -> str:
-    """One line per model: the kept variant, epochs, best validation loss and epoch, training minutes, and
-    the best validation loss of each variant."""
-    lines = []
-    for k, h in histories.items():
-        lines.append(f"{_label(k):5s} kept the {'averaged' if configs[k].ema_decay else 'plain'} iterates: "
-                     f"{len(h['val_neg_elbo'])} epochs, best validation {h['best_val_loss']:.2f} nats at epoch "
-                     f"{h['best_epoch']}, {sum(h['epoch_seconds']) / 60:.0f} min of training; best validation of "
-                     "each variant: " + ", ".join(f"{v} {min(c):.2f}" for v, c in variants[k].items()))
-    return "\n".join(lines)

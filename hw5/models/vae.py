@@ -170,6 +170,13 @@ class VAE(GenerativeModel):
         c_t = (1 - t) * onehot[0] + t * onehot[1]  # (steps, 10); ignored by the VAE
         return torch.sigmoid(self.decode(z, c_t)).view(steps, 1, 28, 28)  # (steps, 784) -> (steps, 1, 28, 28)
 
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoded posterior mean of each image, for display: E[x | z = mu(x[, c])] = sigmoid(decode(mu, c)),
+        (B, 1, 28, 28) in [0, 1]. ``x``: [0, 1] floats (B, 1, 28, 28) or (B, 784), and the C-VAE's classes
+        ``c``, on the model's device (no draw: z is the mean, not a sample)."""
+        return torch.sigmoid(self.decode(self.encode(x, c)[0], c)).view(-1, 1, 28, 28)  # (B, 784) -> images
+
 
 class CVAE(VAE):
     """The template's C-VAE: q(z | x, c), p(x | z, c) with the one-hot class c concatenated to the encoder's
