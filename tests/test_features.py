@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 import hw5.metrics.features as features_module
 from hw5.data import translate
@@ -17,18 +16,6 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def _pixels(images: torch.Tensor) -> torch.Tensor:
     """The raw-pixel extractor."""
     return images.flatten(1)
-
-
-class _TinyExtractor(nn.Module):
-    """A small seeded non-linear feature map of [0, 1] images: (B, 1, 28, 28) -> (B, 12)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Conv2d(1, 3, 5, stride=3), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 def test_shift_averaged_features_are_the_mean_over_every_shift():
@@ -56,8 +43,8 @@ def test_shift_averaged_features_are_the_mean_over_every_shift():
             extract_features(extractor, images, batch_size=bad_batch)
 
 
-def test_extractor_device_comes_from_the_argument_the_module_or_the_images():
-    module, images = _TinyExtractor(), torch.rand(2, 1, 28, 28)
+def test_extractor_device_comes_from_the_argument_the_module_or_the_images(tiny_extractor):
+    module, images = tiny_extractor(), torch.rand(2, 1, 28, 28)
     assert extractor_device(module, images) == torch.device("cpu")
     assert extractor_device(module.forward, images) == torch.device("cpu")  # a bound method of a module
     assert extractor_device(_pixels, images.to("meta")) == torch.device("meta")  # a plain function
@@ -89,12 +76,12 @@ def test_public_functions_resolve_the_device_once_and_the_on_functions_never(mon
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_features_are_computed_on_the_extractors_device_from_images_anywhere(device):
+def test_features_are_computed_on_the_extractors_device_from_images_anywhere(device, tiny_extractor):
     """Images on the CPU, the extractor on ``device``: the features are computed (and returned) there, equal
     to the CPU's; a plain function over the module reads ``device`` from the argument."""
     images = torch.rand(7, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    cpu_module = _TinyExtractor()
-    module = _TinyExtractor().to(device)
+    cpu_module = tiny_extractor()
+    module = tiny_extractor().to(device)
     reference = extract_features(cpu_module, images, batch_size=3)
     for extractor, explicit in ((module, None), (module.forward, None), (lambda im: module(im), device)):
         feats = extract_features(extractor, images, batch_size=3, device=explicit)

@@ -9,7 +9,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 import hw5.metrics.features as features_module
 from hw5.data import stratified_folds, to_unit
@@ -357,18 +356,6 @@ def test_run_probe_chooses_copies_penalty_and_radius_by_cross_validation():
 
 # ---------------------------------------------------------------------------------------------------- devices
 
-class _TinyExtractor(nn.Module):
-    """A small seeded non-linear feature map of [0, 1] images: (B, 1, 28, 28) -> (B, 12)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Conv2d(1, 3, 5, stride=3), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 @pytest.mark.parametrize("device", DEVICES)
 def test_random_copies_are_the_same_on_every_device(device):
     config = ProbeConfig(copies=2, radii=0)
@@ -395,11 +382,11 @@ def test_run_probe_and_evaluate_probe_resolve_the_device_once(monkeypatch):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_run_probe_runs_where_the_extractor_is_with_images_and_labels_on_the_cpu(device):
+def test_run_probe_runs_where_the_extractor_is_with_images_and_labels_on_the_cpu(device, tiny_extractor):
     x, y = _bar_images(4, seed=0)
     xt, yt = _bar_images(2, seed=1)
     config = ProbeConfig(penalties=(1e-2, 1e-1), copies=(0, 1), radii=(0, 1), folds=2, max_iter=10)
-    module = _TinyExtractor().to(device)
+    module = tiny_extractor().to(device)
     probe, report = run_probe(module, x, y, xt, yt, config)
     assert probe.weight.device.type == device and report.feature_dim == 12 and report.n_train_images == 40
     assert 0.0 <= report.test_acc <= 1.0 and len(report.cv_scores) == 8
