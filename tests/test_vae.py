@@ -250,3 +250,38 @@ def test_aggregate_posterior_kl_of_a_posterior_equal_to_the_prior_is_zero():
             layer.bias.zero_()
     out = aggregate_posterior_kl(model, torch.rand(30, 1, 28, 28), torch.zeros(30, dtype=torch.long))
     assert out["kl"] == 0 and abs(out["mutual_information"]) < 1e-9 and abs(out["aggregate_kl"]) < 1e-9
+
+
+def test_iwae_bound_is_the_log_of_the_mean_importance_weight():
+    """L_k = log (1/k) sum_i w_i of the very weights importance_log_weights draws (same generator), computed
+    here as the log of a float64 mean: the - log k and the mean (not a max or a sum) are what is checked."""
+    from hw5.metrics.vae import importance_log_weights, iwae_log_likelihoods
+
+    torch.manual_seed(0)
+    model = VAEConfig(conditional=True).build().eval()
+    x, c = torch.rand(3, 1, 28, 28), torch.tensor([2, 5, 7])
+    bounds = iwae_log_likelihoods(model, x, c, samples=7, seed=4)
+    with torch.no_grad():
+        logw = importance_log_weights(model, x, c, 7, torch.Generator().manual_seed(4)).double()  # (7, 3)
+    shift = logw.max(0).values  # for float64 exp without underflow
+    expected = torch.log(torch.exp(logw - shift).mean(0)) + shift
+    torch.testing.assert_close(bounds.double(), expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("samples", [1, 5, 50])
+def test_iwae_bound_is_exact_when_the_posterior_is_the_prior_and_the_decoder_ignores_z(samples):
+    """q(z | x) = p(z) = N(0, I) and p(x | z) = p(x): every weight w_i = p(x), so L_k = log p(x) for every k."""
+    from hw5.metrics.vae import iwae_log_likelihoods
+
+    torch.manual_seed(0)
+    model = VAEConfig().build().eval()
+    with torch.no_grad():
+        for layer in (model.fc21, model.fc22):  # mu = 0, log sigma^2 = 0
+            layer.weight.zero_(), layer.bias.zero_()
+        model.fc3.weight.zero_()  # the decoder reads z through fc3 only
+        logits = model.fc4(torch.relu(model.fc3.bias))  # (784,): the same for every z
+    x = torch.rand(4, 1, 28, 28)
+    bernoulli = torch.distributions.Bernoulli(logits=logits, validate_args=False)  # grey levels as targets
+    log_px = bernoulli.log_prob(x.view(4, 784)).sum(1)
+    bounds = iwae_log_likelihoods(model, x, torch.zeros(4, dtype=torch.long), samples=samples, seed=1)
+    torch.testing.assert_close(bounds, log_px, rtol=0, atol=1e-3)
