@@ -63,8 +63,12 @@ def test_bad_values_are_refused_at_construction(cls, kwargs, message):
 
 
 @pytest.mark.parametrize("cls", [DCGANConfig, RBMConfig, VAEConfig, ClassifierConfig, *TRAINING])
-def test_defaults_are_valid(cls):
-    cls()
+def test_defaults_are_valid_frozen_and_equal_to_themselves(cls):
+    config = cls()
+    assert config == cls() and hash(config) == hash(cls())
+    field = dataclasses.fields(config)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(config, field, getattr(config, field))
 
 
 def test_models_are_built_from_their_configs_only():

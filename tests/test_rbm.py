@@ -307,10 +307,12 @@ def test_resume_replays_the_uninterrupted_run(kmnist, tmp_path):
     full, full_hist = train_rbm(x, config, epochs=2, run_dir=tmp_path / "a", show_progress=False)
     train_rbm(x, config, epochs=1, run_dir=tmp_path / "b", show_progress=False)
     resumed, resumed_hist = train_rbm(x, config, epochs=2, run_dir=tmp_path / "b", show_progress=False)
-    torch.testing.assert_close(full.W, resumed.W, rtol=0, atol=0)
-    assert full_hist["loss"] == resumed_hist["loss"]
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):  # W, b, alpha and sigma
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert full_hist["loss"] == resumed_hist["loss"] and full_hist["train_mse"] == resumed_hist["train_mse"]
     with pytest.raises(CheckpointError, match="config"):
-        train_rbm(x, RBMTraining(RBMConfig(hidden=32, gibbs_steps=2)), epochs=2, run_dir=tmp_path / "b", show_progress=False)
+        train_rbm(x, RBMTraining(RBMConfig(hidden=32, gibbs_steps=2)), epochs=2, run_dir=tmp_path / "b",
+                  show_progress=False)
 
 
 def test_a_non_positive_budget_is_refused(kmnist):
