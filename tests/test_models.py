@@ -113,3 +113,14 @@ def test_rbm_sample_is_the_chain_from_the_all_off_visible_law():
     assert samples.shape == (4, 6)
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         rbm.sample(2, steps=0)
+
+
+def test_generation_counts_are_checked_at_the_boundary():
+    torch.manual_seed(0)
+    for call, message in [(lambda: DCGAN(DCGANConfig(latent_dim=4)).sample(0), "n must be an integer >= 1, got 0"),
+                          (lambda: VAE().sample(2.5), "n must be an integer >= 1, got 2.5"),
+                          (lambda: CVAE().class_samples(-1), "n_per_class must be an integer >= 1"),
+                          (lambda: VAE().interpolate(torch.rand(784), torch.rand(784), 0, 1, steps=1),
+                           r"steps must be an integer >= 2, got 1")]:
+        with pytest.raises(ValueError, match=message):
+            call()

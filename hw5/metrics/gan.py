@@ -153,6 +153,7 @@ def sample_quality(classifier: nn.Module, gan: nn.Module, train_images: torch.Te
     ``n_samples`` training images and the test set (``real_train_vs_test_fd_classifier``) and the test set's
     class fractions. Images (uint8 or [0, 1]) may be on any device.
     """
+    checks.count("n_samples", n_samples, 1)
     if n_samples < 1000 or n_samples % 1000:
         raise ValueError(f"n_samples must be a positive multiple of 1000, got {n_samples}")
     device = model_device(gan)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import checks
 from ..data import to_unit
 from ..models.vae import LOG_2PI, VAE, bernoulli_nll, gaussian_kl, log_normal
 from ..utils import eval_mode, model_device
@@ -37,8 +38,7 @@ def elbo_terms(model: VAE, images: torch.Tensor, labels: torch.Tensor, samples: 
     model's device seeded with ``seed``, so every call with the same arguments sees the same eps (epochs are
     compared on the same draw). ``images`` (uint8 or [0, 1] floats) and ``labels`` may be on any device.
     """
-    if not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    checks.count("samples", samples, 1)
     device = model_device(model)
     x_all, c_all = to_unit(images, device), labels.to(device)
     if c_all.shape[0] != x_all.shape[0]:
@@ -93,8 +93,7 @@ def iwae_log_likelihoods(model: VAE, images: torch.Tensor, labels: torch.Tensor,
     and tends to log p(x). Images are processed in chunks of about ``rows_per_chunk`` decoder rows
     (k * images), so k = 1000 on 10,000 images fits in memory. Inputs may be on any device.
     """
-    if not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples (importance samples per image) must be a positive integer, got {samples!r}")
+    checks.count("samples (importance samples per image)", samples, 1)
     device = model_device(model)
     x_all, c_all = to_unit(images, device), labels.to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -245,6 +244,7 @@ def conditional_sample_report(model: VAE, classifier: torch.nn.Module, n_per_cla
     for), ``per_class`` (that fraction per class) and ``confusion`` (class asked for x class seen, NumPy)."""
     from .classifier import predict_logits
 
+    checks.count("n_per_class", n_per_class, 1)
     images, asked = model.class_samples(n_per_class, torch.Generator(model_device(model)).manual_seed(seed))
     logits = predict_logits(classifier, images)
     seen = logits.argmax(1).to(asked.device)
@@ -258,6 +258,7 @@ def prior_class_shares(model: VAE, classifier: torch.nn.Module, n: int, seed: in
     """The share of each class among ``n`` unconditional prior samples of a VAE, by the classifier."""
     from .classifier import predict_logits
 
+    checks.count("n", n, 1)
     images = model.sample(n, generator=torch.Generator(model_device(model)).manual_seed(seed))
     seen = predict_logits(classifier, images).argmax(1)
     return (torch.bincount(seen, minlength=model.n_classes).double() / n).tolist()

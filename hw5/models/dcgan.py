@@ -141,7 +141,7 @@ class DCGAN(GenerativeModel):
 
         ``generator`` (a torch.Generator on the model's device) makes the draw reproducible.
         """
-        device = self.device
+        device, n = self.device, checks.count("n", n, 1)
         z = torch.randn(n, self.generator.latent_dim, device=device, generator=generator)
         was_training = self.generator.training
         self.generator.eval()

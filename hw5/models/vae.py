@@ -145,7 +145,7 @@ class VAE(GenerativeModel):
         For the C-VAE, ``c`` is one class (an int: n images of that class) or n labels (any device); the VAE
         ignores it. ``generator`` (on the model's device) makes the draw reproducible.
         """
-        device = self.device
+        device, n = self.device, checks.count("n", n, 1)
         z = torch.randn(n, self.z_dim, device=device, generator=generator)
         if self.conditional:
             if c is None:
@@ -160,7 +160,7 @@ class VAE(GenerativeModel):
         ([0, 1] floats, (1, 28, 28) or (784,), any device):  z_t = (1 - t) mu_a + t mu_b, t in [0, 1]
         (``steps`` points); for the C-VAE the one-hot class is interpolated the same way. Returns
         (steps, 1, 28, 28) in [0, 1] on the model's device."""
-        device = self.device
+        device, steps = self.device, checks.count("steps", steps, 2)
         x = torch.stack([x_a.reshape(-1), x_b.reshape(-1)]).to(device)  # (2, 784)
         c = torch.tensor([c_a, c_b], device=device)
         mu, _ = self.encode(x, c)
@@ -190,6 +190,7 @@ class CVAE(VAE):
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """``n_per_class`` prior samples of every class: images E[x | z, c] (10 n, 1, 28, 28) in [0, 1] and
         the classes asked for (10 n,), 0 0 ... 1 1 ..., both on the model's device."""
+        n_per_class = checks.count("n_per_class", n_per_class, 1)
         classes = torch.arange(self.n_classes, device=self.device).repeat_interleave(n_per_class)
         return self.sample(classes.shape[0], classes, generator=generator), classes
 
