@@ -116,3 +116,25 @@ def test_install_checks_the_python_version_first(tmp_path):
     assert "hw5 needs Python 3.10 or newer" in proc.stderr and "Python 3.8.10" in proc.stderr
     assert "PYTHON=python3.12" in proc.stderr
     assert not (box / ".venv").exists()
+
+
+def test_the_unit_tests_collect_where_no_jupyter_package_can_be_imported(tmp_path):
+    """A GPU machine's python often has torch and the runtime dependencies but no Jupyter: the unit tests must
+    still collect there (no test module imports nbformat, nbval, nbclient, nbconvert or ipykernel)."""
+    blocked = ("nbformat", "nbval", "nbclient", "nbconvert", "ipykernel", "jupyter_client", "jupyter_core")
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoJupyter:\n"
+        f"    blocked = {blocked!r}\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in self.blocked:\n"
+        "            raise ImportError(f'{name} is blocked: a machine without Jupyter')\n"
+        "sys.meta_path.insert(0, _NoJupyter())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    probe = subprocess.run([sys.executable, "-c", "import nbformat"], env=env, capture_output=True, text=True)
+    assert probe.returncode != 0 and "blocked" in probe.stderr  # the blocker works
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             str(REPO / "tests")], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " tests collected" in result.stdout.splitlines()[-1], result.stdout[-500:]

@@ -11,9 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "scripts" / "run_notebooks.py"
@@ -32,9 +30,13 @@ runner = _load_runner()
 
 
 def write_notebook(path: Path, *sources: str) -> Path:
-    """A notebook with a markdown cell first (not counted) and one code cell per source."""
+    """A notebook (nbformat 4, written as JSON: these tests need no Jupyter package) with a markdown cell first
+    (not counted) and one code cell per source."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(new_notebook(cells=[new_markdown_cell("# title")] + [new_code_cell(s) for s in sources]), path)
+    code = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s}
+            for s in sources]
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": "# title"}, *code]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     return path
 
 
