@@ -25,6 +25,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from .. import checks
 from ..data import to_unit
+from ..models.base import randn
 from ..utils import eval_mode, model_device
 
 
@@ -103,16 +104,16 @@ def fd_estimate(classifier: nn.Module, generator: nn.Module, reference_features:
     """FD-classifier of ``n`` samples of ``generator`` (a :class:`hw5.models.dcgan.Generator`) against
     ``reference_features`` (:func:`judge`'s features of real images), as a Python float.
 
-    The noise z (n, latent_dim) is drawn at once from a torch.Generator on the generator's device seeded with
-    ``seed``: the same z on every call, so that successive epochs, or a raw and an averaged generator, are
-    compared on one draw and differ only by their weights. G runs in eval mode (running batch-norm
-    statistics, as :meth:`hw5.models.dcgan.DCGAN.sample` draws), in chunks of ``batch_size``, and its mode is
-    restored. A training loop's cheap per-epoch estimate: with reference features of training images it
+    The noise z (n, latent_dim) is drawn at once from a CPU torch.Generator seeded with ``seed`` and moved to
+    the generator's device: the same z on every call and every device, so that successive epochs, or a raw and
+    an averaged generator, are compared on one draw and differ only by their weights. G runs in eval mode
+    (running batch-norm statistics, as :meth:`hw5.models.dcgan.DCGAN.sample` draws), in chunks of
+    ``batch_size``, and its mode is restored. A training loop's cheap per-epoch estimate: with reference features of training images it
     never looks at the test set.
     """
     checks.count("n", n, 2, why=" (a covariance needs two samples)")
     device = model_device(generator)
-    z = torch.randn(n, generator.latent_dim, device=device, generator=torch.Generator(device).manual_seed(seed))
+    z = randn((n, generator.latent_dim), device=device, generator=torch.Generator().manual_seed(seed))
     with eval_mode(generator):
         images = torch.cat([generator(chunk).float() for chunk in z.split(batch_size)])
     return frechet_distance(judge(classifier, images.add_(1.0).div_(2.0).clamp_(0.0, 1.0))[0], reference_features)
@@ -147,8 +148,8 @@ def sample_quality(classifier: nn.Module, gan: nn.Module, train_images: torch.Te
                    n_samples: int, seed: int = 0) -> dict[str, float | list[float]]:
     """Problem 1's sample metrics with their real-data scale, as Python numbers.
 
-    ``n_samples`` samples G(z) in chunks of 1,000, chunk i drawn from a generator on the model's device seeded
-    with ``seed + 1 + i``; their :func:`sample_report` against the test set's classifier features; and the same
+    ``n_samples`` samples G(z) in chunks of 1,000, chunk i drawn from a CPU generator seeded with
+    ``seed + 1 + i`` (the same samples on every device); their :func:`sample_report` against the test set's classifier features; and the same
     numbers for real images: the IS of the test set (``real_test_is``), the FD-classifier between the last
     ``n_samples`` training images and the test set (``real_train_vs_test_fd_classifier``) and the test set's
     class fractions. Images (uint8 or [0, 1]) may be on any device.
@@ -156,9 +157,8 @@ def sample_quality(classifier: nn.Module, gan: nn.Module, train_images: torch.Te
     checks.count("n_samples", n_samples, 1)
     if n_samples < 1000 or n_samples % 1000:
         raise ValueError(f"n_samples must be a positive multiple of 1000, got {n_samples}")
-    device = model_device(gan)
     test_features, test_probs = judge(classifier, test_images)
-    fakes = torch.cat([gan.sample(1000, generator=torch.Generator(device).manual_seed(seed + 1 + i))
+    fakes = torch.cat([gan.sample(1000, generator=torch.Generator().manual_seed(seed + 1 + i))
                        for i in range(n_samples // 1000)])
     return {**sample_report(classifier, fakes, test_features), "n_samples": n_samples,
             "real_test_is": inception_score(test_probs)[0],

@@ -46,7 +46,7 @@ def reconstruction_batches(model: RBM, images: torch.Tensor, batch_size: int = 1
     :meth:`RBM.gibbs_chain` (default: its own choice, the collapsed chain when k > 1 and M < 784)."""
     device = model_device(model)
     x_all = to_unit(images, device).flatten(1).to(model.W.dtype)  # (N, 1, 28, 28) -> (N, 784)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # CPU draws, moved to the device: device-independent numbers
     with eval_mode(model):
         for start in range(0, x_all.shape[0], batch_size):
             x = x_all[start:start + batch_size]
@@ -201,8 +201,8 @@ def chain_seconds(model: RBM, images: torch.Tensor, collapsed: bool, repeats: in
     """Seconds per call of :meth:`RBM.gibbs_chain` on the first batch of ``images`` (all of them: pass
     e.g. 128), plain (``collapsed=False``) or collapsed, best of three rounds of ``repeats`` calls."""
     v = standardize(to_unit(images, model_device(model)).flatten(1).to(model.W.dtype))[0]
-    generator = torch.Generator(device=v.device).manual_seed(0)
-    sync = torch.cuda.synchronize if v.device.type == "cuda" else (lambda: None)
+    generator = torch.Generator(device=v.device).manual_seed(0)  # a timing: draws where the chain runs
+    sync = (lambda: torch.cuda.synchronize(v.device)) if v.device.type == "cuda" else (lambda: None)
     best = float("inf")
     for _ in range(3):
         sync()

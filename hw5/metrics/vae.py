@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .. import checks
 from ..data import to_unit
+from ..models.base import randn
 from ..models.vae import LOG_2PI, VAE, bernoulli_nll, gaussian_kl, log_normal
 from ..utils import eval_mode, model_device
 from .common import accuracy
@@ -34,16 +35,17 @@ def elbo_terms(model: VAE, images: torch.Tensor, labels: torch.Tensor, samples: 
     host synchronisation: the training loop validates with it every epoch).
 
     recon = -E_q[log p(x | z[, c])] averaged over ``samples`` draws z = mu + sigma * eps per image; kl =
-    KL(q(z | x[, c]) || p(z)) in closed form; neg_elbo = recon + kl. The draws come from a generator on the
-    model's device seeded with ``seed``, so every call with the same arguments sees the same eps (epochs are
-    compared on the same draw). ``images`` (uint8 or [0, 1] floats) and ``labels`` may be on any device.
+    KL(q(z | x[, c]) || p(z)) in closed form; neg_elbo = recon + kl. The draws come from a CPU generator seeded
+    with ``seed`` and move to the model's device (:func:`hw5.models.base.randn`), so every call with the same
+    arguments sees the same eps on every device (epochs are compared on the same draw; a GPU reproduces the
+    CPU's numbers to float rounding). On a GPU each batch's eps is one small host-to-device copy. ``images`` (uint8 or [0, 1] floats) and ``labels`` may be on any device.
     """
     checks.count("samples", samples, 1)
     device = model_device(model)
     x_all, c_all = to_unit(images, device), labels.to(device)
     if c_all.shape[0] != x_all.shape[0]:
         raise ValueError(f"{x_all.shape[0]} images but {c_all.shape[0]} labels")
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     with eval_mode(model):
         for i in range(0, x_all.shape[0], batch_size):
@@ -96,7 +98,7 @@ def iwae_log_likelihoods(model: VAE, images: torch.Tensor, labels: torch.Tensor,
     checks.count("samples (importance samples per image)", samples, 1)
     device = model_device(model)
     x_all, c_all = to_unit(images, device), labels.to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # CPU draws, moved to the device: the same bound on every device
     per_chunk = max(1, rows_per_chunk // samples)
     part = min(samples, rows_per_chunk)  # for k > rows_per_chunk, draw one image's samples in parts
     out = []
@@ -204,8 +206,7 @@ def aggregate_posterior_kl(model: VAE, images: torch.Tensor, labels: torch.Tenso
         mu, logvar = (torch.cat(t).double() for t in zip(*(model.encode(x_all[i:i + 2000], c_all[i:i + 2000])
                                                                for i in range(0, x_all.shape[0], 2000))))
     n = mu.shape[0]
-    gen = torch.Generator(device=device).manual_seed(seed)
-    eps = torch.randn(mu.shape, device=device, generator=gen, dtype=torch.float32).double()
+    eps = randn(mu.shape, device=device, generator=torch.Generator().manual_seed(seed)).double()  # CPU draws
     z = mu + eps * torch.exp(0.5 * logvar)  # (N, M), one draw per image
     precision = torch.exp(-logvar)  # (N, M)
     # log N(z_i; mu_m, var_m) = -1/2 [M log 2 pi + sum_d logvar_md + sum_d (z_id - mu_md)^2 / var_md], expanded
@@ -240,12 +241,12 @@ def snapshot_statistics(model: VAE, history: dict, train_images: torch.Tensor, t
 def conditional_sample_report(model: VAE, classifier: torch.nn.Module, n_per_class: int,
                               seed: int = 0) -> dict[str, object]:
     """A classifier's verdict on ``n_per_class`` prior samples of every class of a C-VAE (drawn with a
-    generator seeded ``seed`` on the model's device): ``accuracy`` (the fraction judged to be the class asked
+    CPU generator seeded ``seed``: the same samples on every device): ``accuracy`` (the fraction judged to be the class asked
     for), ``per_class`` (that fraction per class) and ``confusion`` (class asked for x class seen, NumPy)."""
     from .classifier import predict_logits
 
     checks.count("n_per_class", n_per_class, 1)
-    images, asked = model.class_samples(n_per_class, torch.Generator(model_device(model)).manual_seed(seed))
+    images, asked = model.class_samples(n_per_class, torch.Generator().manual_seed(seed))
     logits = predict_logits(classifier, images)
     seen = logits.argmax(1).to(asked.device)
     c = model.n_classes
@@ -259,7 +260,7 @@ def prior_class_shares(model: VAE, classifier: torch.nn.Module, n: int, seed: in
     from .classifier import predict_logits
 
     checks.count("n", n, 1)
-    images = model.sample(n, generator=torch.Generator(model_device(model)).manual_seed(seed))
+    images = model.sample(n, generator=torch.Generator().manual_seed(seed))  # CPU draws: device-independent
     seen = predict_logits(classifier, images).argmax(1)
     return (torch.bincount(seen, minlength=model.n_classes).double() / n).tolist()
 

@@ -8,7 +8,10 @@ A model is an ``nn.Module`` built from ONE frozen config dataclass, its ``config
   (:func:`hw5.pretrained.pretrained` rebuilds shipped weights from the recorded config this way);
 * ``model.device`` is where its parameters live: library functions move their inputs there;
 * a generative model also has ``sample(n, ..., generator=None)``: n draws from the model, on its device, for
-  display (:class:`GenerativeModel`).
+  display (:class:`GenerativeModel`);
+* random numbers come from the generator's device and then move to the data's (:func:`randn`, :func:`rand`):
+  a CPU ``torch.Generator`` gives the same draws on every device, so evaluation seeded on the CPU reproduces
+  on a GPU; a generator on the model's device (or none) draws there, fast, for training.
 
 Nothing here loads data, writes files or plots.
 """
@@ -22,6 +25,24 @@ import torch
 from torch import nn
 
 from .. import checks
+
+
+def _source(device: torch.device | str, generator: torch.Generator | None) -> torch.device | str:
+    """Where to draw: the generator's device, or ``device`` (its default generator) when there is none."""
+    return device if generator is None else generator.device
+
+
+def randn(shape: tuple[int, ...] | torch.Size, *, device: torch.device | str,
+          generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """eps ~ N(0, I) of ``shape`` on ``device``, drawn on ``generator``'s device (``device``'s default generator
+    if None) and then moved: the same generator state gives the same numbers whatever ``device`` is."""
+    return torch.randn(shape, generator=generator, device=_source(device, generator), dtype=dtype).to(device)
+
+
+def rand(shape: tuple[int, ...] | torch.Size, *, device: torch.device | str,
+         generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """u ~ U[0, 1) of ``shape`` on ``device``, drawn like :func:`randn` (on the generator's device, then moved)."""
+    return torch.rand(shape, generator=generator, device=_source(device, generator), dtype=dtype).to(device)
 
 
 class Model(nn.Module):
@@ -53,4 +74,5 @@ class GenerativeModel(Model, ABC):
 
     @abstractmethod
     def sample(self, n: int, *args: Any, generator: torch.Generator | None = None, **kwargs: Any) -> torch.Tensor:
-        """``n`` draws from the model, on :attr:`device`; ``generator`` (on that device) makes them reproducible."""
+        """``n`` draws from the model, on :attr:`device`; ``generator`` makes them reproducible (a CPU generator: the
+        same draws on every device, see :func:`randn`)."""

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
-from .base import GenerativeModel
+from ..utils import no_autocast
+from .base import GenerativeModel, randn
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 
@@ -109,8 +110,11 @@ class Discriminator(nn.Module):
         return self.trunk(x).flatten(1)  # (B, 512, 4, 4) -> (B, 8192)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """l(x) = w^T phi(x) + b, shape (B,): a logit, D(x) = sigmoid(l(x))."""
-        return self.final(self.features(x)).squeeze(1)
+        """l(x) = w^T phi(x) + b, shape (B,): a logit, D(x) = sigmoid(l(x)). The last layer runs in fp32 even
+        under a bf16 autocast (a bf16 logit would keep 8 bits of it)."""
+        features = self.features(x)
+        with no_autocast(features.device):
+            return self.final(features.float()).squeeze(1)  # (B, 1) -> (B,)
 
 
 class DCGAN(GenerativeModel):
@@ -139,10 +143,11 @@ class DCGAN(GenerativeModel):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images G(z), z ~ N(0, I), mapped to [0, 1] for display: (n, 1, 28, 28).
 
-        ``generator`` (a torch.Generator on the model's device) makes the draw reproducible.
+        ``generator`` makes the draw reproducible: z comes from its device (a CPU generator gives the same
+        images on every device; :func:`hw5.models.base.randn`).
         """
         device, n = self.device, checks.count("n", n, 1)
-        z = torch.randn(n, self.generator.latent_dim, device=device, generator=generator)
+        z = randn((n, self.generator.latent_dim), device=device, generator=generator)
         was_training = self.generator.training
         self.generator.eval()
         images = self.generator(z).float()

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
-from .base import GenerativeModel
+from .base import GenerativeModel, randn
 
 N_IN, N_HID, Z_DIM, N_CLASSES = 784, 400, 20, 10  # fixed by the course template
 ACTIVATIONS = {
@@ -121,8 +121,8 @@ class VAE(GenerativeModel):
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
                        generator: torch.Generator | None = None) -> torch.Tensor:
         """z = mu + sigma * eps, sigma = exp(logvar / 2), eps ~ N(0, I): a sample of q that is differentiable
-        in (mu, logvar)."""
-        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        in (mu, logvar). eps comes from ``generator``'s device (:func:`hw5.models.base.randn`)."""
+        eps = randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
         return mu + eps * torch.exp(0.5 * logvar)
 
     def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -143,10 +143,11 @@ class VAE(GenerativeModel):
         on the model's device.
 
         For the C-VAE, ``c`` is one class (an int: n images of that class) or n labels (any device); the VAE
-        ignores it. ``generator`` (on the model's device) makes the draw reproducible.
+        ignores it. ``generator`` makes the draw reproducible (z comes from its device: a CPU generator gives
+        the same images on every device).
         """
         device, n = self.device, checks.count("n", n, 1)
-        z = torch.randn(n, self.z_dim, device=device, generator=generator)
+        z = randn((n, self.z_dim), device=device, generator=generator)
         if self.conditional:
             if c is None:
                 raise ValueError("C-VAE.sample needs a class c (an int, or n labels)")
