@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -62,16 +62,51 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def no_autocast(device: torch.device | str) -> AbstractContextManager:
+    """A block where autocast is off on ``device``'s type, whatever the caller enabled: the maths inside runs
+    in the dtype of its tensors (fp32), not bf16."""
+    kind = torch.device(device).type
+    return torch.autocast(kind, enabled=False) if kind in ("cpu", "cuda") else nullcontext()
+
+
+@contextmanager
+def float32_math(tf32: bool = False, deterministic: bool = False) -> Iterator[None]:
+    """A block with the global settings of CUDA's fp32 arithmetic fixed, restored after.
+
+    ``tf32=False``: matmuls (cuBLAS) and convolutions (cuDNN) in IEEE fp32, not TF32 (which rounds their
+    inputs to a 10-bit mantissa, ~1e-3 relative); cuDNN runs fp32 convolutions in TF32 by default, and some
+    containers switch it on for matmuls too. ``deterministic=True``: cuDNN picks deterministic convolution
+    algorithms and no autotuning (``cudnn.benchmark`` off), so a resumed run replays an uninterrupted one.
+    On a CPU none of this changes a number.
+    """
+    matmul, conv, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.cudnn
+    saved = (matmul.fp32_precision, conv.fp32_precision, cudnn.deterministic, cudnn.benchmark)
+    precision = "tf32" if tf32 else "ieee"
+    matmul.fp32_precision = conv.fp32_precision = precision
+    if deterministic:
+        cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        matmul.fp32_precision, conv.fp32_precision, cudnn.deterministic, cudnn.benchmark = saved
+
+
 @contextmanager
 def eval_mode(*models: torch.nn.Module) -> Iterator[None]:
     """Put ``models`` in eval mode (batch norm uses its running statistics, dropout is off) for the
     duration of a ``with`` block, then give each back the mode it had: an evaluation never leaves the
-    caller's model switched."""
+    caller's model switched.
+
+    Every evaluation runs in it, so it also makes the arithmetic exact fp32 whatever the caller set:
+    autocast off (:func:`no_autocast`) and TF32 off (:func:`float32_math`). Evaluations then give the same
+    numbers, to fp32 rounding, on a CPU and on a GPU, inside or outside a caller's ``torch.autocast``."""
     modes = [m.training for m in models]
+    device = model_device(models[0]) if models else torch.device("cpu")
     try:
         for m in models:
             m.eval()
-        yield
+        with float32_math(), no_autocast(device):
+            yield
     finally:
         for m, mode in zip(models, modes):
             m.train(mode)

@@ -102,7 +102,7 @@ def test_identity_matches_the_records_written_before_model_configs():
         "hidden": 16, "gibbs_steps": 5, "sigma": 1.0, "lr": 0.001, "weight_decay": 0.0, "batch_size": 128,
         "gradient": "analytic", "seed": 42}
     assert GANTraining().identity() == {"latent_dim": 100, "lr": 0.0002, "beta1": 0.5, "beta2": 0.999,
-                                        "batch_size": 200, "generator_loss": "non_saturating", "precision": "auto",
+                                        "batch_size": 200, "generator_loss": "non_saturating", "precision": "fp32",
                                         "channels_last": True, "seed": 0}
     assert ClassifierTraining().identity() == {"width": 32, "feature_dim": 128, "dropout": 0.3, "lr": 0.002,
                                                "weight_decay": 0.0001, "batch_size": 128, "lr_decay": 0.7,

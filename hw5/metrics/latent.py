@@ -9,7 +9,8 @@ and their 2-D t-SNE map.
     logistic read-out     test accuracy of a multinomial logistic regression fit on training features
     linear R^2            cross-validated R^2 of a least-squares map features -> a property
 
-Inputs are NumPy arrays (or anything ``np.asarray`` takes), outputs Python floats or NumPy arrays; only
+Inputs are NumPy arrays, torch tensors on any device (copied to the host: :func:`as_numpy`) or anything
+``np.asarray`` takes; outputs are Python floats or NumPy arrays; only
 :func:`style_properties` reads images. Nothing here trains a generative model or writes a file
 (:func:`hw5.output.cached_array` stores the t-SNE maps under :func:`tsne_cache_key`).
 """
@@ -27,9 +28,17 @@ import torch
 from ..data import to_unit
 
 
+def as_numpy(values: np.ndarray | torch.Tensor, dtype: type | None = None) -> np.ndarray:
+    """``values`` as a NumPy array: a tensor (on any device, e.g. a GPU's posterior means) is detached and
+    copied to the host; anything else goes through ``np.asarray``."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=dtype)
+
+
 def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
     """Latent dimensions d with Cov_x(E_q[z_d]) = Var_x(mu_d) > ``threshold`` (Burda et al., 2016)."""
-    return int((np.var(mu, axis=0) > threshold).sum())
+    return int((np.var(as_numpy(mu), axis=0) > threshold).sum())
 
 
 def class_variance_share(features: np.ndarray, labels: np.ndarray) -> float:
@@ -39,8 +48,8 @@ def class_variance_share(features: np.ndarray, labels: np.ndarray) -> float:
 
     1 when every class is a single point, 0 when all classes have the same mean.
     """
-    features = np.asarray(features, dtype=np.float64)
-    labels = np.asarray(labels)
+    features = as_numpy(features, dtype=np.float64)
+    labels = as_numpy(labels)
     centred = features - features.mean(0)
     classes, counts = np.unique(labels, return_counts=True)
     means = np.stack([centred[labels == c].mean(0) for c in classes])  # (C, D)
@@ -50,7 +59,7 @@ def class_variance_share(features: np.ndarray, labels: np.ndarray) -> float:
 
 def class_relative(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``values`` minus the mean of their class: what is left of a property once the class is known."""
-    values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels)
+    values, labels = as_numpy(values, dtype=np.float64), as_numpy(labels)
     means = np.zeros(int(labels.max()) + 1)
     np.add.at(means, labels, values)
     return values - (means / np.bincount(labels, minlength=len(means)))[labels]
@@ -62,7 +71,8 @@ def linear_r2(features: np.ndarray, target: np.ndarray, folds: int = 2) -> float
     from sklearn.linear_model import LinearRegression
     from sklearn.model_selection import cross_val_score
 
-    return float(cross_val_score(LinearRegression(), features, target, cv=folds, scoring="r2").mean())
+    return float(cross_val_score(LinearRegression(), as_numpy(features), as_numpy(target), cv=folds,
+                                 scoring="r2").mean())
 
 
 # -- t-SNE: the 2-D maps and the key they are cached under ---------------------------------------------------
@@ -72,7 +82,7 @@ TSNE_SETTINGS = {"n_components": 2, "init": "pca", "learning_rate": "auto", "met
 def tsne_cache_key(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> str:
     """A key naming one :func:`tsne_embedding`: a hash of the input bytes, the t-SNE settings, the seed and
     sklearn's version (for :func:`hw5.output.cached_array`)."""
-    features = np.ascontiguousarray(features, dtype=np.float32)
+    features = np.ascontiguousarray(as_numpy(features), dtype=np.float32)
     digest = hashlib.sha256(features.tobytes())
     digest.update(json.dumps({**TSNE_SETTINGS, "perplexity": perplexity, "random_state": seed,
                               "shape": features.shape, "sklearn": sklearn.__version__}, sort_keys=True).encode())
@@ -86,7 +96,7 @@ def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0
     from sklearn.manifold import TSNE
 
     start = time.perf_counter()
-    features = np.ascontiguousarray(features, dtype=np.float32)
+    features = np.ascontiguousarray(as_numpy(features), dtype=np.float32)
     embedding = TSNE(**TSNE_SETTINGS, perplexity=perplexity, random_state=seed,
                      n_jobs=n_jobs).fit_transform(features)
     return embedding.astype(np.float32), time.perf_counter() - start
@@ -98,7 +108,7 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbours: int = 5) 
     class of its k nearest other points (Euclidean; ties go to the class of the nearer neighbours)."""
     from sklearn.neighbors import NearestNeighbors
 
-    labels, k = np.asarray(labels), neighbours
+    features, labels, k = as_numpy(features), as_numpy(labels), neighbours
     idx = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features, return_distance=False)
     # drop each point itself (it is its own nearest neighbour unless duplicated: then drop one copy)
     own = idx == np.arange(len(labels))[:, None]
@@ -115,7 +125,7 @@ def silhouette(features: np.ndarray, labels: np.ndarray) -> float:
     when each class is a tight, separated cluster, near 0 when classes overlap."""
     from sklearn.metrics import silhouette_score
 
-    return float(silhouette_score(features, labels))
+    return float(silhouette_score(as_numpy(features), as_numpy(labels)))
 
 
 def logistic_readout_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
@@ -132,8 +142,8 @@ def logistic_readout_accuracy(train_features: np.ndarray, train_labels: np.ndarr
     from sklearn.preprocessing import StandardScaler
 
     readout = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    readout.fit(train_features, train_labels)
-    return float(readout.score(test_features, test_labels))
+    readout.fit(as_numpy(train_features), as_numpy(train_labels))
+    return float(readout.score(as_numpy(test_features), as_numpy(test_labels)))
 
 
 def manifold_statistics(mu: np.ndarray, labels: np.ndarray, train_mu: np.ndarray, train_labels: np.ndarray,
@@ -142,11 +152,12 @@ def manifold_statistics(mu: np.ndarray, labels: np.ndarray, train_mu: np.ndarray
     their 2-D t-SNE map) how much of it the map shows: ``knn_acc_mu``, ``silhouette_mu``, ``linear_probe_mu``
     (:func:`logistic_readout_accuracy` fit on ``train_mu``), ``class_variance_share_mu``, ``active_units``;
     and ``knn_acc_2d``, ``silhouette_2d`` when ``embedding`` is given."""
-    labels, train_labels = np.asarray(labels), np.asarray(train_labels)
+    mu, labels, train_mu, train_labels = as_numpy(mu), as_numpy(labels), as_numpy(train_mu), as_numpy(train_labels)
     out = {"knn_acc_mu": knn_accuracy(mu, labels), "silhouette_mu": silhouette(mu, labels),
            "linear_probe_mu": logistic_readout_accuracy(train_mu, train_labels, mu, labels, seed=seed),
            "class_variance_share_mu": class_variance_share(mu, labels), "active_units": active_units(mu)}
     if embedding is not None:
+        embedding = as_numpy(embedding)
         out.update(knn_acc_2d=knn_accuracy(embedding, labels), silhouette_2d=silhouette(embedding, labels))
     return out
 
@@ -165,4 +176,5 @@ def style_properties(images: torch.Tensor, labels: torch.Tensor) -> dict[str, np
 
 def style_r2(mu: np.ndarray, properties: dict[str, np.ndarray]) -> dict[str, float]:
     """:func:`linear_r2` of each property from the codes ``mu``."""
+    mu = as_numpy(mu)
     return {name: linear_r2(mu, values) for name, values in properties.items()}

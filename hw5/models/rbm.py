@@ -41,7 +41,8 @@ import torch.nn.functional as fn
 from torch import nn
 
 from .. import checks
-from .base import GenerativeModel
+from ..utils import no_autocast
+from .base import GenerativeModel, rand, randn
 
 
 def standardize(x: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -67,12 +68,15 @@ class GibbsChain(NamedTuple):
     """The end of a k-step Gibbs chain v_0 -> h_0 -> v_1 -> ... -> h_{k-1} -> v_k.
 
     ``v_k``: the last visible sample; ``mean_k``: E[v | h_{k-1}], the mean it was drawn around;
-    ``logits_0``: alpha + W (v_0 / sigma), the data's hidden pre-activations (p(h | v_0) = sigmoid of it).
+    ``logits_0``: alpha + W (v_0 / sigma), the data's hidden pre-activations (p(h | v_0) = sigmoid of it);
+    ``fallback``: a 0-d float tensor on the chain's device, 1. when the collapsed chain could not use the
+    Cholesky factor of W W^T (see :meth:`RBM.gibbs_chain`), else 0. (read it without a sync by summing).
     """
 
     v_k: torch.Tensor
     mean_k: torch.Tensor
     logits_0: torch.Tensor
+    fallback: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -143,12 +147,12 @@ class RBM(GenerativeModel):
 
     def sample_bernoulli(self, p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """h ~ Bernoulli(p) elementwise, as 0./1. floats: h = [u < p] with u ~ U[0, 1)."""
-        u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        u = rand(p.shape, device=p.device, generator=generator, dtype=p.dtype)
         return (u < p).to(p.dtype)
 
     def sample_gaussian(self, mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """v ~ N(mean, diag(sigma^2)): v = mean + sigma * eps with eps ~ N(0, I), shape of ``mean``."""
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        eps = randn(mean.shape, device=mean.device, generator=generator, dtype=mean.dtype)
         return torch.addcmul(mean, eps, self.sigma)
 
     # --- energies --------------------------------------------------------------------------------------
@@ -178,7 +182,7 @@ class RBM(GenerativeModel):
 
     @torch.no_grad()
     def gibbs_chain(self, v: torch.Tensor, k: int | None = None, generator: torch.Generator | None = None,
-                    collapsed: bool | None = None) -> GibbsChain:
+                    collapsed: bool | None = None, device_fallback: bool | None = None) -> GibbsChain:
         """k steps (default ``gibbs_steps`` of the config) of block Gibbs sampling from v_0 = ``v`` (B, D)::
 
             h_t ~ p(h | v_t) = Bernoulli(sigmoid(alpha + W v_t / sigma)),
@@ -195,45 +199,66 @@ class RBM(GenerativeModel):
 
         so each intermediate step costs F random numbers and (F x F) matmuls instead of D random numbers
         and two (F x D) matmuls. (h_0, ..., h_{k-1}, v_k) have exactly the joint law of the plain chain;
-        only the last visible sample is drawn in R^D. Falls back to the plain chain if the Cholesky
-        factorisation fails (W W^T singular to working precision, e.g. a hidden unit whose weights are 0).
+        only the last visible sample is drawn in R^D.
+
+        When the Cholesky factorisation fails (W W^T singular to working precision, e.g. a hidden unit whose
+        weights are all 0), ``fallback`` is 1 and the chain is still drawn, without asking the host (a GPU
+        keeps its queue full: no synchronisation per step):
+
+        * on the CPU, where reading the factorisation's status costs nothing, by the plain chain (exact);
+        * on other devices, by the collapsed chain with the factor of W W^T + delta I, delta = 1e-6 times the
+          mean diagonal of W W^T (plus 1e-12): the pre-activation noise gets a variance delta too large,
+          about 10 float32 rounding units of the diagonal. The factor is chosen on the device
+          (``torch.where`` on the status); ``device_fallback=True`` takes this route on the CPU too (tests).
         """
         k = self.gibbs_steps if k is None else k
         if k < 1:
             raise ValueError(f"k (Gibbs steps) must be >= 1, got {k}")
+        with no_autocast(v.device):  # a caller's bf16 autocast would round the chain's matmuls: fp32 here
+            return self._gibbs_chain(v, k, generator, collapsed, device_fallback)
+
+    def _gibbs_chain(self, v: torch.Tensor, k: int, generator: torch.Generator | None, collapsed: bool | None,
+                     device_fallback: bool | None) -> GibbsChain:
+        """:meth:`gibbs_chain`'s body (autocast off)."""
         W = self.W
         collapsed = (k > 1 and self.hidden < self.visible) if collapsed is None else collapsed
         u = v / self.sigma
         c = self.b / self.sigma  # the visible bias in u units
         logits_0 = torch.addmm(self.alpha, u, W.t())  # (B, D) @ (D, F) -> (B, F)
-        chol = None
+        chol, fallback = None, torch.zeros((), device=v.device, dtype=v.dtype)
         if collapsed and k > 1:
             gram = W @ W.t()  # (F, D) @ (D, F) -> (F, F), the covariance of W eps
             chol, info = torch.linalg.cholesky_ex(gram)
-            chol = chol if int(info) == 0 else None  # not positive definite: use the plain chain
+            fallback = (info != 0).to(v.dtype)
+            if device_fallback if device_fallback is not None else v.device.type != "cpu":
+                jitter = (1e-6 * gram.diagonal().mean() + 1e-12) * torch.eye(self.hidden, device=v.device,
+                                                                              dtype=gram.dtype)
+                chol = torch.where(info == 0, chol, torch.linalg.cholesky_ex(gram + jitter)[0])
+            elif int(info) != 0:  # on the CPU: no queue to stall; not positive definite -> the plain chain
+                chol = None
         logits = logits_0
         if chol is not None:
             shift = torch.addmv(self.alpha, W, c)  # alpha + W c, (F,)
             for _ in range(k - 1):
                 h = self.sample_bernoulli(torch.sigmoid(logits), generator)
-                z = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+                z = randn(h.shape, device=h.device, generator=generator, dtype=h.dtype)
                 logits = torch.addmm(torch.addmm(shift, h, gram), z, chol.t())  # (B, F) @ (F, F)
         else:
             for _ in range(k - 1):
                 h = self.sample_bernoulli(torch.sigmoid(logits), generator)
                 u = torch.addmm(c, h, W)  # (B, F) @ (F, D) -> (B, D)
-                u = u + torch.randn(u.shape, generator=generator, device=u.device, dtype=u.dtype)
+                u = u + randn(u.shape, device=u.device, generator=generator, dtype=u.dtype)
                 logits = torch.addmm(self.alpha, u, W.t())  # (B, D) @ (D, F) -> (B, F)
         h = self.sample_bernoulli(torch.sigmoid(logits), generator)
         mean_k = self.mean_v_given_h(h)
-        return GibbsChain(self.sample_gaussian(mean_k, generator), mean_k, logits_0)
+        return GibbsChain(self.sample_gaussian(mean_k, generator), mean_k, logits_0, fallback)
 
     @torch.no_grad()
     def sample(self, n: int, steps: int = 1000, generator: torch.Generator | None = None) -> torch.Tensor:
         """n visible vectors E[v | h_{steps-1}] (n, D) at the end of ``steps`` block-Gibbs steps started from
         v_0 ~ N(b, diag(sigma^2)) (the visible law when every hidden unit is off), in the standardised units the
         RBM models (:func:`to_pixels` maps them to pixels with a batch's mean and std). On the model's device;
-        ``generator`` (on that device) makes the draw reproducible."""
+        ``generator`` makes the draw reproducible (a CPU generator: the same draw on every device)."""
         n = checks.count("n", n, 1)
         v_0 = self.sample_gaussian(self.b.expand(n, self.visible), generator)  # (D,) -> (n, D)
         return self.gibbs_chain(v_0, checks.count("steps", steps, 1), generator).mean_k

@@ -41,7 +41,7 @@ from ..metrics import gan as quality
 from ..models.dcgan import DCGAN, GENERATOR_LOSSES, DCGANConfig, Generator, discriminator_loss, generator_loss
 from ..utils import epoch_seed, get_device, seed_everything
 from .loop import Callback, EpochEnd, Hook, Run, Step, StepInfo, fit
-from .optim import PRECISIONS, autocast
+from .optim import PRECISIONS, autocast, resolve_precision
 from .policies import KeepBest, MovingAverage
 
 LOGGED = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -70,7 +70,7 @@ class GANTraining(TrainingConfig):
     beta2: float = 0.999
     batch_size: int = 200
     generator_loss: str = "non_saturating"
-    precision: str = "auto"  # bf16 autocast on GPUs, fp32 on CPUs (see training.optim.resolve_precision)
+    precision: str = "fp32"  # on every device; "tf32" and "bf16" by name (see training.optim.resolve_precision)
     channels_last: bool = True
     ema_decay: float = 0.0
     keep_best: bool = False
@@ -242,7 +242,7 @@ def train_gan(images: torch.Tensor, config: GANTraining, epochs: int, *, run_dir
     optimizers = {name: torch.optim.Adam(modules[name].parameters(), lr=config.lr, betas=betas)
                   for name in ("generator", "discriminator")}
     run = Run("DCGAN", modules, optimizers, config, config.seed, (data,), config.batch_size, LOGGED,
-              drop_last=True)
+              drop_last=True, precision=resolve_precision(config.precision, device))
     fresh = {**{k: [] for k in LOGGED}, **({"kept_epoch": 0} if config.keep_best else {})}
     summarise = _epoch_end(config, modules, judge, reference, estimate_samples)
     history = fit(run, epochs, gan_step(config, modules, optimizers, device), history=fresh, run_dir=run_dir,

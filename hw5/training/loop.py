@@ -39,10 +39,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, has_checkpoint, load_checkpoint, read_sidecar, save_checkpoint
 from ..data import minibatches, num_batches
 from .. import checks
-from ..utils import epoch_seed, seed_everything
+from ..utils import epoch_seed, float32_math, seed_everything
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,7 +56,9 @@ class Run:
     ``modules`` and ``optimizers`` are what a checkpoint holds (by name); ``config`` identifies the run (a
     checkpoint of another config is refused); ``data`` are device-resident tensors sharing their first axis,
     cut into batches of ``batch_size`` (the last, partial batch kept unless ``drop_last``); ``logged`` names
-    the values each step returns; ``name`` labels the progress bar and error messages.
+    the values each step returns; ``name`` labels the progress bar and error messages; ``precision`` is the
+    arithmetic the steps use, resolved for the device (:func:`hw5.training.optim.resolve_precision`): the
+    runner sets TF32 by it and records it with the device type, and refuses to resume on another.
     """
 
     name: str
@@ -68,10 +70,17 @@ class Run:
     batch_size: int
     logged: tuple[str, ...]
     drop_last: bool = False
+    precision: str = "fp32"
     steps: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.steps = num_batches(self.data[0].shape[0], self.batch_size, self.drop_last)
+
+    def environment(self) -> dict[str, str]:
+        """What a run folder records besides the config: the device type and the resolved precision. A GPU
+        draws other random numbers than a CPU and another precision rounds otherwise, so a run continued
+        under either would silently become another run."""
+        return {"device": self.data[0].device.type, "precision": self.precision}
 
     def check_steps(self) -> None:
         """A run that would take no step is a mistake: say which and how to fix it."""
@@ -140,11 +149,19 @@ def check_budget(epochs: int) -> None:
 def resume(run: Run, run_dir: str | Path | None, epochs: int) -> tuple[int, dict[str, Any]]:
     """Load the last committed epoch from ``run_dir``: ``(epochs_done, history)``, ``(0, {})`` if none.
 
-    Raises :class:`hw5.checkpoint.CheckpointError` for a checkpoint of another config and ``ValueError``
-    when the folder already holds more epochs than ``epochs``.
+    Raises :class:`hw5.checkpoint.CheckpointError` for a checkpoint of another config, or of the same config
+    trained on another device type or precision (:meth:`Run.environment`; folders written before it was
+    recorded resume anywhere), and ``ValueError`` when the folder already holds more epochs than ``epochs``.
     """
     if run_dir is None or not has_checkpoint(run_dir):
         return 0, {}
+    saved = read_sidecar(run_dir).get("environment")
+    if saved is not None and saved != run.environment():
+        raise CheckpointError(
+            f"{run_dir} holds a {run.name} run trained with {saved} but this call would continue it with "
+            f"{run.environment()}: another device type draws other random numbers and another precision rounds "
+            "otherwise, so the result would match neither run. Resume it where it ran (the device and precision "
+            "recorded), or pass another run folder to train afresh here.")
     state = load_checkpoint(run_dir, run.modules, run.config, run.optimizers)
     done = int(state["epoch"])
     if done > epochs:
@@ -157,7 +174,8 @@ def resume(run: Run, run_dir: str | Path | None, epochs: int) -> tuple[int, dict
 def commit(run: Run, run_dir: str | Path | None, epoch: int, history: dict[str, Any]) -> None:
     """Checkpoint a finished epoch (atomically; see :mod:`hw5.checkpoint`). No-op without ``run_dir``."""
     if run_dir is not None:
-        save_checkpoint(run_dir, run.modules, run.config, {"epoch": epoch, "history": history}, run.optimizers)
+        save_checkpoint(run_dir, run.modules, run.config,
+                        {"epoch": epoch, "history": history, "environment": run.environment()}, run.optimizers)
 
 
 def ensure_finite(values: torch.Tensor, names: tuple[str, ...], epoch: int, step: int,
@@ -228,6 +246,14 @@ def fit(run: Run, epochs: int, step: Step, *, history: dict[str, Any], run_dir: 
     done, saved = resume(run, run_dir, epochs)
     history = saved or {**history, "steps_per_epoch": run.steps}
     bar = progress(epochs * run.steps, done * run.steps, run.name, show_progress)
+    # TF32 only when asked for by name; cuDNN deterministic, so that a resumed run replays an uninterrupted one
+    with float32_math(tf32=run.precision == "tf32", deterministic=True):
+        return _epochs(run, epochs, done, step, hooks, run_dir, bar, check_every, history)
+
+
+def _epochs(run: Run, epochs: int, done: int, step: Step, hooks: Sequence[Hook], run_dir: str | Path | None,
+            bar: tqdm, check_every: int, history: dict[str, Any]) -> dict[str, Any]:
+    """:func:`fit`'s epochs ``done + 1 .. epochs``."""
     try:
         for epoch in range(done + 1, epochs + 1):
             if any(hook.stop_before(epoch, history) for hook in hooks):

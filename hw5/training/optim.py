@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "auto")
 
 
 def adam(parameters: Iterable[torch.nn.Parameter], device: torch.device, *, lr: float,
@@ -22,20 +22,27 @@ def adam(parameters: Iterable[torch.nn.Parameter], device: torch.device, *, lr: 
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` -> ``"bf16"`` on CUDA and ``"fp32"`` on a CPU; ``"fp32"``/``"bf16"`` are kept.
+    """The arithmetic a run on ``device`` really uses, as recorded in its run folder:
 
-    Why not bf16 on CPUs too: on CPUs the convolutions' bf16 kernels and the casts cost more than the faster
-    matmuls save (the README's performance section has the measurement); on GPUs bf16 runs on tensor cores.
+    * ``"fp32"``: IEEE fp32 everywhere, TF32 off (the default: the committed runs' recipe on every device);
+    * ``"tf32"``: fp32 with TF32 matmuls and convolutions on CUDA (faster, ~1e-3 relative rounding of their
+      inputs); a CPU has no TF32, so it resolves to ``"fp32"`` there;
+    * ``"bf16"``: matmuls and convolutions under bf16 autocast, on any device;
+    * ``"auto"``: the old default, kept so that run folders that recorded it still resume: ``"bf16"`` on CUDA,
+      ``"fp32"`` on a CPU.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
+    if precision == "tf32" and device.type != "cuda":
+        return "fp32"
     return precision
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
-    """bf16 autocast on CPU or CUDA for ``precision="bf16"`` (or ``"auto"`` on CUDA); plain fp32 otherwise.
+    """bf16 autocast on CPU or CUDA for ``precision="bf16"`` (or ``"auto"`` on CUDA); plain fp32 otherwise
+    (TF32 or not is the runner's setting: :func:`hw5.utils.float32_math`).
 
     Parameters and optimizer state stay fp32; matmuls and convolutions run in bf16.
     """

@@ -38,7 +38,8 @@ from .loop import Callback, Run, StepInfo, fit
 from .optim import adam
 
 GRADIENTS = ("analytic", "autograd")
-LOGGED = ("loss", "train_mse")
+LOGGED = ("loss", "train_mse", "cholesky_fallbacks")
+AVERAGED = ("loss", "train_mse")  # per-epoch means; the fallbacks are counted
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,9 @@ class RBMTraining(TrainingConfig):
 
 def cd_step(model: RBM, optimizer: torch.optim.Optimizer, x: torch.Tensor, gradient: str = "analytic",
             ) -> dict[str, torch.Tensor]:
-    """One CD-k update on a batch ``x`` (B, D) of [0, 1] pixels; returns ``loss`` and ``train_mse``, the chain's
-    MSE in [0, 1] units, as 0-d device tensors (no host synchronisation).
+    """One CD-k update on a batch ``x`` (B, D) of [0, 1] pixels; returns ``loss``, ``train_mse`` (the chain's
+    MSE in [0, 1] units) and ``cholesky_fallbacks`` (1. when the chain fell back, see :meth:`RBM.gibbs_chain`)
+    as 0-d device tensors (no host synchronisation).
 
     The MSE compares x with the chain's last mean E[v | h_{k-1}] mapped back to pixels
     (:func:`hw5.models.rbm.to_pixels`).
@@ -90,7 +92,7 @@ def cd_step(model: RBM, optimizer: torch.optim.Optimizer, x: torch.Tensor, gradi
     optimizer.step()
     with torch.no_grad():
         mse = fn.mse_loss(to_pixels(chain.mean_k, mean, std), x)
-        return {"loss": loss.detach(), "train_mse": mse}
+        return {"loss": loss.detach(), "train_mse": mse, "cholesky_fallbacks": chain.fallback}
 
 
 def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, *, run_dir: str | Path | None = None,
@@ -105,7 +107,8 @@ def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, *, run_dir
 
     Returns the model (eval mode, on ``device``) and the history, per epoch: ``loss`` (mean CD loss over the
     epoch's steps), ``train_mse`` (mean over the epoch's batches of the CD-k chain's reconstruction MSE, per
-    pixel, [0, 1] units, taken before each batch's update), ``epoch_seconds``, ``epoch_cpu_seconds`` and,
+    pixel, [0, 1] units, taken before each batch's update), ``cholesky_fallbacks`` (the epoch's steps whose
+    chain could not use the Cholesky factor: :meth:`RBM.gibbs_chain`), ``epoch_seconds``, ``epoch_cpu_seconds`` and,
     with ``eval_images``, ``eval_mse``, ``eval_mse_meanfield`` and ``eval_seconds``; also ``steps_per_epoch``.
     """
     device = get_device(device)
@@ -122,8 +125,11 @@ def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, *, run_dir
         return cd_step(model, optimizer, batch[0], config.gradient)
 
     def summarise(epoch: int, log: torch.Tensor, history: dict[str, Any]) -> None:
-        for key, value in zip(LOGGED, log.mean(0).tolist()):
-            history[key].append(value)
+        means, fallbacks = log.mean(0).tolist(), int(log[:, LOGGED.index("cholesky_fallbacks")].sum())
+        for key in AVERAGED:
+            history[key].append(means[LOGGED.index(key)])
+        # a run begun before the count was recorded has no entries for its earlier epochs: None, not 0
+        history.setdefault("cholesky_fallbacks", [None] * (len(history["loss"]) - 1)).append(fallbacks)
         if eval_images is not None:
             start = time.perf_counter()
             scores = reconstruction_mse(model, eval_images, batch_size=config.batch_size)
