@@ -22,6 +22,9 @@ the training's ``tqdm`` progress bars with their estimate of the time left) and 
     RBM M=16:  40%|########          | 2345/5875 [00:25<00:37, 94.1it/s]
     [problem2_rbm.ipynb] cell 12/40 (code 6/19) done in 62.3 s (notebook so far: 1 min 30 s)
 
+A cell that has printed nothing for a minute gets a line saying how long it has been running, so a long
+computation that shows no progress bar of its own is not mistaken for a hung run.
+
 Those times are this machine's and go to the terminal only, never into the notebook. A failing cell stops its
 notebook, which is then not written (an in-place notebook keeps its last good execution); the next notebook
 still runs, and the exit status is 1.
@@ -49,16 +52,16 @@ Exit status: 0 when every notebook ran (or passed the check), 1 when one failed,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -341,9 +344,10 @@ def _client_class() -> type:
         """Forwards every stream output to the terminal as it arrives, and reports each code cell's start and
         elapsed time; the stored outputs are nbclient's."""
 
-        def setup_reporting(self, label: str, terminal: _Terminal) -> None:
+        def setup_reporting(self, label: str, terminal: _Terminal, heartbeat_s: float) -> None:
             self.label, self.terminal, self.started = label, terminal, time.perf_counter()
-            self.cell_start = self.started
+            self.cell_start = self.last_output = self.started
+            self.heartbeat_s, self.heartbeat = heartbeat_s, None
             self.code_total = sum(c.cell_type == "code" for c in self.nb.cells)
             self.code_done = 0
             self.on_cell_execute, self.on_cell_executed = self._cell_execute, self._cell_executed
@@ -354,10 +358,28 @@ def _client_class() -> type:
                     f"(code {self.code_done + 1}/{self.code_total})")
 
         def _cell_execute(self, cell: Any, cell_index: int) -> None:
-            self.cell_start = time.perf_counter()
+            self.cell_start = self.last_output = time.perf_counter()
             self.terminal.line(f"{self._where(cell_index)} running: {_first_line(cell)}")
+            self.heartbeat = asyncio.ensure_future(self._beat(cell_index))  # hooks run inside nbclient's loop
+
+        async def _beat(self, cell_index: int) -> None:
+            """While the cell runs, a line after every ``heartbeat_s`` seconds without output from it (a
+            training that shows no progress bar would otherwise look like a hung run)."""
+            while True:
+                await asyncio.sleep(self.heartbeat_s)
+                now = time.perf_counter()
+                if now - self.last_output >= self.heartbeat_s:
+                    self.terminal.line(f"{self._where(cell_index)} still running: "
+                                       f"{_duration(now - self.cell_start)} so far")
+                    self.last_output = now
+
+        def stop_heartbeat(self) -> None:
+            if self.heartbeat is not None:
+                self.heartbeat.cancel()
+                self.heartbeat = None
 
         def _cell_executed(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
+            self.stop_heartbeat()
             now = time.perf_counter()
             status = execute_reply.get("content", {}).get("status", "ok") if execute_reply else "ok"
             verb = "done" if status == "ok" else "FAILED"
@@ -371,6 +393,7 @@ def _client_class() -> type:
         def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
             if msg["msg_type"] == "stream":
                 self.terminal.write(msg["content"].get("text", ""))
+                self.last_output = time.perf_counter()
             return super().output(outs, msg, display_id, cell_index)
 
     return ReportingClient
@@ -378,9 +401,10 @@ def _client_class() -> type:
 
 def execute_notebook(path: str | Path, output: str | Path | None = None, *, commit: str | None = None,
                      stream: TextIO | None = None, env: Mapping[str, str] | None = None,
-                     kernel_name: str = "python3") -> dict[str, str]:
+                     kernel_name: str = "python3", heartbeat_s: float = 60.0) -> dict[str, str]:
     """Execute notebook ``path`` top to bottom in a fresh ``kernel_name`` kernel, its folder as working
-    directory, reporting on ``stream`` (default: stdout); stamp it (:func:`stamp_notebook`) and write it
+    directory, reporting on ``stream`` (default: stdout; a running cell that printed nothing for
+    ``heartbeat_s`` seconds gets a "still running" line); stamp it (:func:`stamp_notebook`) and write it
     atomically to ``output`` (default: in place). ``commit`` defaults to :func:`checkout_commit`. ``env``: the
     kernel's environment (default: this process's). Returns the notebook's stamp. A failing cell raises
     nbclient's ``CellExecutionError`` and nothing is written."""
@@ -403,8 +427,11 @@ def execute_notebook(path: str | Path, output: str | Path | None = None, *, comm
                   f"commit {stamp['commit']}; starting a kernel")
     client = _client_class()(nb, timeout=None, kernel_name=kernel_name, record_timing=False,
                              coalesce_streams=True, resources={"metadata": {"path": str(path.parent)}})
-    client.setup_reporting(path.name, terminal)
-    client.execute(env=env)
+    client.setup_reporting(path.name, terminal, heartbeat_s)
+    try:
+        client.execute(env=env)
+    finally:
+        client.stop_heartbeat()
     stamp_notebook(nb, stamp)
     text = nbformat.writes(nb) + "\n"  # the committed notebooks' format (nbformat's JSON, one trailing line end)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,11 @@ import)."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -233,7 +233,7 @@ def test_runner_executes_a_notebook_in_a_kernel_and_stamps_it(tmp_path):
 
     nb = _notebook()
     nb["cells"][1]["source"] = "import sys\nfor i in range(3):\n    print(f'step {i}', file=sys.stderr)\nx = 6"
-    nb["cells"][2]["source"] = "print('x is', x)"
+    nb["cells"][2]["source"] = "import time\ntime.sleep(2.5)  # silent for a while\nprint('x is', x)"
     nb["cells"][3]["source"] = "x * 7"
     for cell in nb["cells"][1:]:  # an older execution's leftovers, which must not survive
         cell["execution_count"], cell["outputs"] = 9, [{"output_type": "stream", "name": "stdout", "text": "old"}]
@@ -241,9 +241,9 @@ def test_runner_executes_a_notebook_in_a_kernel_and_stamps_it(tmp_path):
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     source = _write(tmp_path / "problem7_tiny.ipynb", nb)
     terminal = io.StringIO()
-    env = {**__import__("os").environ, "HW5_QUICK": "1", "HW5_DEVICE": "cpu"}
+    env = {**os.environ, "HW5_QUICK": "1", "HW5_DEVICE": "cpu"}
     stamp = runner.execute_notebook(source, tmp_path / "out" / source.name, stream=terminal, env=env,
-                                    commit="abc+dirty")
+                                    commit="abc+dirty", heartbeat_s=1.0)
     assert stamp == {"mode": "quick", "device": stamp["device"], "torch": torch.__version__, "commit": "abc+dirty"}
     assert stamp["device"].startswith("cpu")
     assert json.loads(source.read_text())["cells"][1]["execution_count"] == 9, "the source notebook is only read"
@@ -262,6 +262,7 @@ def test_runner_executes_a_notebook_in_a_kernel_and_stamps_it(tmp_path):
     shown = terminal.getvalue()
     assert "[problem7_tiny.ipynb] cell 2/4 (code 1/3) running: import sys" in shown
     assert "step 0\nstep 1\nstep 2\n" in shown  # the cell's stream, forwarded as it ran
+    assert "[problem7_tiny.ipynb] cell 3/4 (code 2/3) still running: " in shown
     assert "[problem7_tiny.ipynb] cell 4/4 (code 3/3) done in" in shown
     assert " s (notebook so far:" in shown and "executed in" in shown
 
@@ -278,7 +279,7 @@ def test_runner_writes_nothing_when_a_cell_fails(tmp_path):
     before = path.read_bytes()
     terminal = io.StringIO()
     with pytest.raises(CellExecutionError, match="cell two fails"):
-        runner.execute_notebook(path, stream=terminal, env={**__import__("os").environ, "HW5_DEVICE": "cpu"},
+        runner.execute_notebook(path, stream=terminal, env={**os.environ, "HW5_DEVICE": "cpu"},
                                 commit="abc")
     assert path.read_bytes() == before, "an in-place notebook keeps its last good execution"
     assert list(tmp_path.iterdir()) == [path], "no temporary file is left behind"
