@@ -284,3 +284,14 @@ def test_runner_writes_nothing_when_a_cell_fails(tmp_path):
     assert path.read_bytes() == before, "an in-place notebook keeps its last good execution"
     assert list(tmp_path.iterdir()) == [path], "no temporary file is left behind"
     assert "cell 3/4 (code 2/3) FAILED in" in terminal.getvalue()
+
+
+@pytest.mark.slow
+def test_a_bad_hw5_setting_fails_before_any_cell_runs(tmp_path):
+    pytest.importorskip("nbclient")
+    env = {**os.environ, "HW5_QUICK": "maybe"}
+    with pytest.raises(RuntimeError, match=r"failed before any cell ran:(.|\n)*HW5_QUICK='maybe' is not a switch"):
+        runner.kernel_provenance(sys.executable, tmp_path, env)
+    stamp = runner.kernel_provenance(sys.executable, tmp_path, {**os.environ, "HW5_USE_SHIPPED": "1",
+                                                                "HW5_DEVICE": "cpu"})
+    assert stamp["mode"] == "shipped" and stamp["device"].startswith("cpu")
