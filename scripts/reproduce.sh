@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole homework: execute every problem notebook, notebooks/problem<N>_*.ipynb, top to bottom, in
-# problem order (N: the digits after "problem"; a new problem's notebook is picked up without editing this script).
+# problem order (N: the digits after "problem"; a new problem's notebook is picked up without editing this script),
+# each in a fresh Jupyter kernel, through scripts/execute_notebook.py (progress on the terminal, stamped notebooks).
 #
 #   bash scripts/reproduce.sh                  full mode (the homework's hyper-parameters), in place
 #   bash scripts/reproduce.sh --quick          quick mode; executed copies go to figures/quick/notebooks
@@ -65,16 +66,17 @@ for p in "${problems[@]}"; do
 done
 
 bash scripts/install.sh
+# scripts/execute_notebook.py runs each notebook in a Jupyter kernel, shows on the terminal which cell is running,
+# what it prints (the training's progress bars with their estimated time left) and each cell's time, and stamps
+# the written notebook (cell source hashes; mode, device, torch, commit), which tests/test_provenance.py checks.
 out=()
 if [ "${HW5_QUICK:-0}" = "1" ]; then
     mkdir -p figures/quick/notebooks
     out=(--output-dir figures/quick/notebooks)
-else
-    out=(--inplace)
 fi
+selected=()
 for p in "${problems[@]}"; do
-    nb=${notebook[$p]}
-    start=$(date +%s)
-    .venv/bin/jupyter nbconvert --to notebook --execute "${out[@]}" --ExecutePreprocessor.timeout=-1 "$nb"
-    echo "$nb: $(( $(date +%s) - start )) s"
+    selected+=("${notebook[$p]}")
 done
+# ${out[@]+...}: an empty array is "unbound" to bash 3.2 (macOS) under set -u.
+.venv/bin/python scripts/execute_notebook.py ${out[@]+"${out[@]}"} "${selected[@]}"

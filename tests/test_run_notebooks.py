@@ -267,14 +267,16 @@ def test_time_homework_times_every_problem_notebook_it_finds(tmp_path):
 
 def _reproduce_sandbox(tmp_path: Path) -> Path:
     """A copy of scripts/reproduce.sh beside problem notebooks 1, 2 and 4, a stand-in install.sh that only leaves
-    a marker, and a stand-in .venv/bin/jupyter that records the notebook it was asked to execute."""
+    a marker, and a stand-in .venv/bin/python that records the notebooks it was asked to execute (its .ipynb
+    arguments, one a line) and its other arguments (in `options`)."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(REPO / "scripts" / "reproduce.sh", tmp_path / "scripts" / "reproduce.sh")
     (tmp_path / "scripts" / "install.sh").write_text("touch installed\n")
-    jupyter = tmp_path / ".venv" / "bin" / "jupyter"
-    jupyter.parent.mkdir(parents=True)
-    jupyter.write_text('#!/bin/sh\nfor a; do last=$a; done\necho "$last" >> executed\n')  # the last argument
-    jupyter.chmod(0o755)
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/sh\nfor a; do case "$a" in *.ipynb) echo "$a" >> executed ;; '
+                      '*) printf "%s " "$a" >> options ;; esac; done\n')
+    python.chmod(0o755)
     _problem_notebooks(tmp_path / "notebooks", "problem1_a.ipynb", "problem2_b.ipynb", "problem4_x.ipynb",
                        "problem_notes.ipynb")
     return tmp_path
@@ -291,10 +293,13 @@ def test_reproduce_runs_every_problem_notebook_it_finds_in_problem_order(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert (box / "executed").read_text().split() == [
         "notebooks/problem1_a.ipynb", "notebooks/problem2_b.ipynb", "notebooks/problem4_x.ipynb"]
-    (box / "executed").unlink()
+    assert (box / "options").read_text().split() == [
+        "scripts/execute_notebook.py", "--output-dir", "figures/quick/notebooks"]  # quick copies, not in place
+    (box / "executed").unlink(), (box / "options").unlink()
     proc = _reproduce(box, "4", "1")
     assert proc.returncode == 0, proc.stderr
     assert (box / "executed").read_text().split() == ["notebooks/problem4_x.ipynb", "notebooks/problem1_a.ipynb"]
+    assert (box / "options").read_text().split() == ["scripts/execute_notebook.py"]  # full mode: in place
 
 
 def test_reproduce_refuses_a_problem_without_a_notebook_before_installing(tmp_path):
