@@ -28,7 +28,7 @@ from torch import nn
 
 from .. import checks
 from ..data import translate
-from ..utils import get_device, model_device
+from ..utils import float32_math, get_device, model_device, no_autocast
 
 Extractor = Callable[[torch.Tensor], torch.Tensor]
 DeviceLike = str | torch.device | None
@@ -50,10 +50,13 @@ def extractor_device(extractor: Extractor, images: torch.Tensor, device: DeviceL
 def extract_features_on(extractor: Extractor, images: torch.Tensor, device: torch.device,
                         batch_size: int = 500) -> torch.Tensor:
     """phi(images) on the resolved ``device``: ``extractor`` applied to chunks of ``batch_size`` images
-    (moved to ``device``), each output flattened to (B, d) float32, concatenated to (N, d) on ``device``."""
+    (moved to ``device``), each output flattened to (B, d) float32, concatenated to (N, d) on ``device``.
+    In exact fp32 (no autocast, no TF32: :func:`hw5.utils.float32_math`), as every evaluation."""
     checks.count("batch_size", batch_size, 1)
     images = images.to(device)
-    feats = [extractor(images[i:i + batch_size]).flatten(1).float() for i in range(0, images.shape[0], batch_size)]
+    with float32_math(), no_autocast(device):
+        feats = [extractor(images[i:i + batch_size]).flatten(1).float()
+                 for i in range(0, images.shape[0], batch_size)]
     return torch.cat(feats)
 
 

@@ -56,6 +56,7 @@ from ..metrics.features import (DeviceLike, Extractor, extract_features_on, extr
                                 shift_averaged_features_on)
 from ..metrics.probe import probe_logits
 from ..models.classifier import LinearProbe, LinearProbeConfig
+from ..utils import float32_math, no_autocast
 from .probe_grid import ProbeConfig, ProbeGrid, ProbePoint
 
 
@@ -184,7 +185,7 @@ def _lbfgs(u: torch.Tensor, labels: torch.Tensor, penalty: float, max_iter: int,
         loss.backward()
         return loss
 
-    with torch.enable_grad():
+    with torch.enable_grad(), float32_math(), no_autocast(u.device):  # exact fp32: no TF32 matmuls on a GPU
         optimizer.step(closure)
 
 
