@@ -13,11 +13,15 @@ Environment switches (all optional):
   else the current directory).
 * ``HW5_DATA``           a folder holding ``<Name>/raw/*.gz``, searched before the default places.
 * ``HW5_CACHE``          where downloads and decoded arrays go (default: see :mod:`hw5.data`).
+* ``HW5_PROGRESS``       a file that the training's progress bars are appended to (:attr:`Settings.progress`;
+  default: none). ``scripts/execute_notebook.py`` sets it to a temporary file that it shows on the terminal:
+  a notebook's own stderr would be stored in the notebook, this side channel is not.
 
 Switches take 1/true/yes/on or 0/false/no/off (or empty); anything else is an error that names the variable.
 The three folders must exist: a path that does not is a ``FileNotFoundError`` naming the variable, the path and
 the fix, never a silent fallback to the default (a typo would otherwise write hours of runs somewhere else, or
-look for data in a place that cannot hold it).
+look for data in a place that cannot hold it). ``HW5_PROGRESS`` must name a file in an existing folder (the file
+is created if needed); :meth:`Settings.from_env` opens it, nothing is opened at import.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
@@ -35,7 +40,7 @@ from .checks import existing_path
 from .locations import SHIPPED_WEIGHTS, SOURCE_ROOT, default_output_root
 from .utils import device_description, get_device
 
-VARIABLES = ("HW5_QUICK", "HW5_USE_SHIPPED", "HW5_DEVICE", "HW5_OUT", "HW5_DATA", "HW5_CACHE")
+VARIABLES = ("HW5_QUICK", "HW5_USE_SHIPPED", "HW5_DEVICE", "HW5_OUT", "HW5_DATA", "HW5_CACHE", "HW5_PROGRESS")
 _ON, _OFF = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 
@@ -53,9 +58,29 @@ def _folder(environ: Mapping[str, str], name: str) -> Path | None:
     return existing_path(name, value) if value else None
 
 
+def _progress(environ: Mapping[str, str], name: str = "HW5_PROGRESS") -> bool | TextIO:
+    """``False`` when variable ``name`` is unset or empty, else the file it names opened for appending as UTF-8
+    text, line-buffered (created if needed; a bar's redraws are flushed by tqdm itself). A path whose folder
+    does not exist, or that is a folder, raises ``FileNotFoundError`` naming ``name``."""
+    value = environ.get(name)
+    if not value:
+        return False
+    path = Path(value).expanduser()
+    if not path.parent.is_dir() or path.is_dir():
+        raise FileNotFoundError(f"{name} is {value!r}, which is not a file in an existing folder; create the "
+                                f"folder, fix the path, or unset {name}")
+    return open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- open for the process's lifetime
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Run mode, device and folders of one notebook or script execution."""
+    """Run mode, device and folders of one notebook or script execution.
+
+    ``progress`` is what a notebook passes as the training's ``show_progress``: ``False`` (no bar, the
+    default), ``True`` (a bar on stderr) or a text stream that the bar is written to (``HW5_PROGRESS``: the
+    runner's side channel, never stored in the notebook). It is neither compared (two settings that differ only in
+    where progress goes describe the same run) nor shown in the repr (it names a temporary file).
+    """
 
     quick: bool = False
     use_shipped: bool = False
@@ -63,12 +88,16 @@ class Settings:
     out: Path = field(default_factory=default_output_root)
     data_roots: tuple[Path, ...] | None = None  # None: hw5.data's default places
     cache_dir: Path | None = None  # None: hw5.data's default cache
+    progress: bool | TextIO = field(default=False, compare=False, repr=False)  # see the class docstring
 
     def __post_init__(self) -> None:
         if self.quick and self.use_shipped:
             raise ValueError("quick mode always trains; use_shipped needs quick=False")
         object.__setattr__(self, "device", get_device(self.device))
         object.__setattr__(self, "out", Path(self.out))
+        if not isinstance(self.progress, bool) and not callable(getattr(self.progress, "write", None)):
+            raise TypeError(f"Settings.progress must be True, False or a text stream, got "
+                            f"{type(self.progress).__name__}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,7 +111,8 @@ class Settings:
         out, data_root, cache_dir = (_folder(env, name) for name in ("HW5_OUT", "HW5_DATA", "HW5_CACHE"))
         roots = (data_root, *data.default_roots()) if data_root is not None else None
         return cls(quick=quick, use_shipped=_switch(env, "HW5_USE_SHIPPED") and not quick, device=device,
-                   out=out if out is not None else default_output_root(), data_roots=roots, cache_dir=cache_dir)
+                   out=out if out is not None else default_output_root(), data_roots=roots, cache_dir=cache_dir,
+                   progress=_progress(env))
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (e.g. ``S.replace(device="cpu")``)."""

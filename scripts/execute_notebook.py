@@ -15,15 +15,21 @@ Two differences from nbconvert, both about what is stored: no per-cell execution
 ones are removed), and consecutive stream outputs of a cell are merged with carriage returns applied, as a
 Jupyter front end shows them (a progress bar is stored as its last state, not as hundreds of redraws).
 
-**The terminal** shows which notebook and cell is running, everything the cells print while they run (among it
-the training's ``tqdm`` progress bars with their estimate of the time left) and each cell's elapsed time::
+**The terminal** shows which notebook and cell is running, everything the cells print while they run, the
+training's own ``tqdm`` progress bar (steps done, rate, elapsed and estimated time left) and each cell's elapsed
+time::
 
     [problem2_rbm.ipynb] cell 12/40 (code 6/19) running: histories = {M: train_rbm(...
-    RBM M=16:  40%|########          | 2345/5875 [00:25<00:37, 94.1it/s]
+    [problem2_rbm.ipynb cell 12] rbm M=16:  40%|████      | 2345/5875 [00:25<00:37, 94.1it/s, epoch=3, ...]
     [problem2_rbm.ipynb] cell 12/40 (code 6/19) done in 62.3 s (notebook so far: 1 min 30 s)
 
-A cell that has printed nothing for a minute gets a line saying how long it has been running, so a long
-computation that shows no progress bar of its own is not mistaken for a hung run.
+The bar comes through a side channel, not through the cell's output: the runner sets ``HW5_PROGRESS`` to a
+temporary file in the kernel's environment, a notebook passes ``show_progress=S.progress`` (its
+``hw5.Settings``, which opens that file) to the training, and the runner follows the file, showing the bar's
+newest state at most every second, redrawn in place, on a terminal, and at most every 10 s, a line each,
+in a log or a pipe, plus its final state when the cell ends. The file is removed afterwards; nothing of it is
+stored in the notebook. A cell that has shown nothing for a minute gets a line saying how long it has been
+running, so a long computation that shows no progress bar of its own is not mistaken for a hung run.
 
 Those times are this machine's and go to the terminal only, never into the notebook. A failing cell stops its
 notebook, which is then not written (an in-place notebook keeps its last good execution); the next notebook
@@ -53,10 +59,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -321,19 +329,64 @@ def _duration(seconds: float) -> str:
 
 class _Terminal:
     """Writes to a text stream, remembering whether the last character was a line end, so that a status line
-    never lands in the middle of a progress bar's line."""
+    never lands in the middle of a progress bar's line. :meth:`status` shows a progress state: on a terminal
+    (a TTY) one line redrawn in place with a carriage return, cut to the terminal's width (a wrapped line could
+    not be redrawn); elsewhere (a log file, a pipe) a line of its own."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream, self.at_line_start = stream, True
+        self.status_width = 0  # > 0: the cursor is at the end of a redrawable status line (TTY only)
+        try:
+            self.tty = stream.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
 
     def write(self, text: str) -> None:
         if text:
+            if self.status_width and not text.startswith("\n"):
+                text = "\n" + text  # keep the status line; what follows starts below it
+            self.status_width = 0
             self.stream.write(text)
             self.stream.flush()
             self.at_line_start = text.endswith("\n")
 
     def line(self, text: str) -> None:
         self.write(("" if self.at_line_start else "\n") + text + "\n")
+
+    def status(self, text: str) -> None:
+        if not self.tty:
+            self.line(text)
+            return
+        text = text[: max(20, shutil.get_terminal_size().columns - 1)]
+        if self.status_width:
+            self.stream.write("\r" + text.ljust(self.status_width))
+        else:
+            self.stream.write(("" if self.at_line_start else "\n") + text)
+        self.stream.flush()
+        self.status_width, self.at_line_start = len(text), False
+
+
+class _ProgressTail:
+    """Follows the side-channel file that the kernel's training writes its ``tqdm`` bars to (``HW5_PROGRESS``,
+    :attr:`hw5.settings.Settings.progress`). A bar redraws itself as carriage return + its state, so the
+    current state is the last non-blank piece of the text between carriage returns and line ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "rb")  # noqa: SIM115 -- read as it grows, closed by close()
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending = ""  # the text after the last carriage return or line end: maybe a state still arriving
+
+    def latest(self) -> str | None:
+        """The newest bar state in what was written since the last call, or ``None`` when nothing was."""
+        new = self.decoder.decode(self.file.read())
+        if not new:
+            return None
+        pieces = re.split(r"[\r\n]", self.pending + new)
+        self.pending = pieces[-1]
+        return next((piece.rstrip() for piece in reversed(pieces) if piece.strip()), None)
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _client_class() -> type:
@@ -344,10 +397,13 @@ def _client_class() -> type:
         """Forwards every stream output to the terminal as it arrives, and reports each code cell's start and
         elapsed time; the stored outputs are nbclient's."""
 
-        def setup_reporting(self, label: str, terminal: _Terminal, heartbeat_s: float) -> None:
+        def setup_reporting(self, label: str, terminal: _Terminal, heartbeat_s: float,
+                            progress: _ProgressTail | None = None, progress_s: float = 10.0) -> None:
             self.label, self.terminal, self.started = label, terminal, time.perf_counter()
             self.cell_start = self.last_output = self.started
             self.heartbeat_s, self.heartbeat = heartbeat_s, None
+            self.progress, self.progress_s, self.tail = progress, progress_s, None
+            self.bar_state, self.bar_shown, self.bar_time = None, None, 0.0
             self.code_total = sum(c.cell_type == "code" for c in self.nb.cells)
             self.code_done = 0
             self.on_cell_execute, self.on_cell_executed = self._cell_execute, self._cell_executed
@@ -361,6 +417,25 @@ def _client_class() -> type:
             self.cell_start = self.last_output = time.perf_counter()
             self.terminal.line(f"{self._where(cell_index)} running: {_first_line(cell)}")
             self.heartbeat = asyncio.ensure_future(self._beat(cell_index))  # hooks run inside nbclient's loop
+            if self.progress is not None:
+                self.tail = asyncio.ensure_future(self._follow(cell_index))
+
+        def _show_bar(self, cell_index: int, force: bool = False) -> None:
+            """Read the side channel; show its newest state if it is new and ``progress_s`` have passed since
+            the last one shown (``force``: whenever it is new; a cell's final state)."""
+            state = self.progress.latest()
+            self.bar_state = state if state is not None else self.bar_state
+            now = time.perf_counter()
+            if self.bar_state != self.bar_shown and (force or now - self.bar_time >= self.progress_s):
+                self.terminal.status(f"[{self.label} cell {cell_index + 1}] {self.bar_state}")
+                self.bar_shown, self.bar_time = self.bar_state, now
+                self.last_output = now
+
+        async def _follow(self, cell_index: int) -> None:
+            """While the cell runs, the training's progress from the side channel (read every 0.5 s)."""
+            while True:
+                await asyncio.sleep(0.5)
+                self._show_bar(cell_index)
 
         async def _beat(self, cell_index: int) -> None:
             """While the cell runs, a line after every ``heartbeat_s`` seconds without output from it (a
@@ -374,12 +449,15 @@ def _client_class() -> type:
                     self.last_output = now
 
         def stop_heartbeat(self) -> None:
-            if self.heartbeat is not None:
-                self.heartbeat.cancel()
-                self.heartbeat = None
+            for task in (self.heartbeat, self.tail):
+                if task is not None:
+                    task.cancel()
+            self.heartbeat = self.tail = None
 
         def _cell_executed(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
             self.stop_heartbeat()
+            if self.progress is not None:
+                self._show_bar(cell_index, force=True)  # the bar's final state, written before the cell ended
             now = time.perf_counter()
             status = execute_reply.get("content", {}).get("status", "ok") if execute_reply else "ok"
             verb = "done" if status == "ok" else "FAILED"
@@ -401,13 +479,16 @@ def _client_class() -> type:
 
 def execute_notebook(path: str | Path, output: str | Path | None = None, *, commit: str | None = None,
                      stream: TextIO | None = None, env: Mapping[str, str] | None = None,
-                     kernel_name: str = "python3", heartbeat_s: float = 60.0) -> dict[str, str]:
+                     kernel_name: str = "python3", heartbeat_s: float = 60.0,
+                     progress_s: float | None = None) -> dict[str, str]:
     """Execute notebook ``path`` top to bottom in a fresh ``kernel_name`` kernel, its folder as working
     directory, reporting on ``stream`` (default: stdout; a running cell that printed nothing for
     ``heartbeat_s`` seconds gets a "still running" line); stamp it (:func:`stamp_notebook`) and write it
     atomically to ``output`` (default: in place). ``commit`` defaults to :func:`checkout_commit`. ``env``: the
-    kernel's environment (default: this process's). Returns the notebook's stamp. A failing cell raises
-    nbclient's ``CellExecutionError`` and nothing is written."""
+    kernel's environment (default: this process's), with ``HW5_PROGRESS`` set to a temporary file (removed
+    at the end) whose newest progress-bar state is shown at most every ``progress_s`` seconds (default: 1 s,
+    redrawn in place, on a terminal; 10 s, a line each, elsewhere) and at the end of each cell. Returns the
+    notebook's stamp. A failing cell raises nbclient's ``CellExecutionError`` and nothing is written."""
     import nbformat
 
     path = Path(path).resolve()
@@ -420,18 +501,38 @@ def execute_notebook(path: str | Path, output: str | Path | None = None, *, comm
                              "executed, so it would break the execution counts 1..N)")
         if cell.cell_type == "code":  # a cell that does not run must not keep an older execution's outputs
             cell.outputs, cell.execution_count = [], None
-    env = dict(os.environ if env is None else env)
+    fd, progress_path = tempfile.mkstemp(prefix="hw5-progress-", suffix=".txt")
+    os.close(fd)
+    if progress_s is None:
+        progress_s = 1.0 if terminal.tty else 10.0
+    try:
+        return _execute(nb, path, output, commit, terminal, env, kernel_name, heartbeat_s, Path(progress_path),
+                        progress_s)
+    finally:
+        Path(progress_path).unlink(missing_ok=True)
+
+
+def _execute(nb: Any, path: Path, output: Path, commit: str | None, terminal: _Terminal,
+             env: Mapping[str, str] | None, kernel_name: str, heartbeat_s: float, progress_path: Path,
+             progress_s: float) -> dict[str, str]:
+    """:func:`execute_notebook` once its notebook is read and its progress file made."""
+    import nbformat
+
+    # the kernel's training writes its bars to this file (hw5.Settings.progress), never to the notebook
+    env = {**(os.environ if env is None else env), "HW5_PROGRESS": str(progress_path)}
     stamp = {**kernel_provenance(kernel_python(kernel_name), path.parent, env),
              "commit": commit if commit is not None else checkout_commit(outputs=[path, output])}
     terminal.line(f"[{path.name}] mode {stamp['mode']}, device {stamp['device']}, torch {stamp['torch']}, "
                   f"commit {stamp['commit']}; starting a kernel")
     client = _client_class()(nb, timeout=None, kernel_name=kernel_name, record_timing=False,
                              coalesce_streams=True, resources={"metadata": {"path": str(path.parent)}})
-    client.setup_reporting(path.name, terminal, heartbeat_s)
+    tail = _ProgressTail(progress_path)
+    client.setup_reporting(path.name, terminal, heartbeat_s, tail, progress_s)
     try:
         client.execute(env=env)
     finally:
         client.stop_heartbeat()
+        tail.close()
     stamp_notebook(nb, stamp)
     text = nbformat.writes(nb) + "\n"  # the committed notebooks' format (nbformat's JSON, one trailing line end)
     output.parent.mkdir(parents=True, exist_ok=True)

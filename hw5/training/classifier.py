@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import torch
 import torch.nn.functional as F
@@ -52,12 +52,13 @@ class ClassifierTraining(TrainingConfig):
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: ClassifierTraining, epochs: int, *,
                      run_dir: str | Path | None = None, device: str | torch.device | None = None,
-                     show_progress: bool = True) -> tuple[Classifier, dict[str, Any]]:
+                     show_progress: bool | TextIO = True) -> tuple[Classifier, dict[str, Any]]:
     """Train (or resume) a classifier on ``images`` (uint8, or floats in [0, 1]; (N, 28, 28)) and int
     ``labels`` (N,).
 
     Returns the model in eval mode on ``device`` and the history (per-epoch ``loss``, ``train_acc``,
     ``epoch_seconds``).
+    ``show_progress``: the bar of :func:`hw5.training.loop.progress` (stderr, none, or a text stream).
     """
     device = get_device(device)
     x = to_unit(images, device)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import torch
 from torch import nn
@@ -209,7 +209,7 @@ def _hooks(config: GANTraining, modules: dict[str, nn.Module], summarise: EpochE
 
 
 def train_gan(images: torch.Tensor, config: GANTraining, epochs: int, *, run_dir: str | Path | None = None,
-              device: str | torch.device | None = None, show_progress: bool = True, check_every: int = 50,
+              device: str | torch.device | None = None, show_progress: bool | TextIO = True, check_every: int = 50,
               judge: nn.Module | None = None, held_out: torch.Tensor | None = None,
               estimate_samples: int = ESTIMATE_SAMPLES) -> tuple[DCGAN, dict[str, Any]]:
     """Train (or resume) a DCGAN on ``images`` (uint8 or [0, 1] floats, (N, 28, 28)) for ``epochs`` epochs.
@@ -228,6 +228,7 @@ def train_gan(images: torch.Tensor, config: GANTraining, epochs: int, *, run_dir
     (and ``"fd_estimate_ema"`` with averaging), the FD-classifier of ``estimate_samples`` samples (the same
     noise every epoch) against ``held_out``; ``history["kept_epoch"]`` says which epoch ``keep_best`` kept.
     A resumed run must be given the same judge and held-out images for its estimates to be comparable.
+    ``show_progress``: the bar of :func:`hw5.training.loop.progress` (stderr, none, or a text stream).
     """
     _check_judging(config, judge, held_out)
     device = get_device(device)

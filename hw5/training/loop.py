@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 from tqdm import tqdm
@@ -192,10 +192,21 @@ def ensure_finite(values: torch.Tensor, names: tuple[str, ...], epoch: int, step
         )
 
 
-def progress(total: int, initial: int, desc: str, enabled: bool) -> tqdm:
-    """A text progress bar on stderr over optimisation steps (``tqdm``), or a silent one."""
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=sys.stderr,
-                mininterval=5.0, dynamic_ncols=False, ncols=100)
+def progress(total: int, initial: int, desc: str, enabled: bool | TextIO) -> tqdm:
+    """A text progress bar over optimisation steps (``tqdm``: steps done, rate, elapsed and estimated time
+    left), or a silent one. ``enabled``: ``True`` draws it on stderr (redrawn at most every 5 s), ``False``
+    draws nothing, a text stream draws it there (redrawn at most every second; each state starts with a
+    carriage return, so the stream's last line piece is the current state). The stream is the side channel
+    of ``HW5_PROGRESS`` (:attr:`hw5.settings.Settings.progress`): a notebook's stderr is stored in the
+    notebook, the stream is not."""
+    if isinstance(enabled, bool):
+        return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, file=sys.stderr,
+                    mininterval=5.0, dynamic_ncols=False, ncols=100)
+    if not callable(getattr(enabled, "write", None)):
+        raise TypeError(f"show_progress must be True, False or a text stream (e.g. Settings.progress), got "
+                        f"{type(enabled).__name__}")
+    return tqdm(total=total, initial=initial, desc=desc, file=enabled, mininterval=1.0, dynamic_ncols=False,
+                ncols=100)
 
 
 def _stacked(values: Mapping[str, torch.Tensor], names: tuple[str, ...], run: Run) -> torch.Tensor:
@@ -231,14 +242,16 @@ def _run_epoch(run: Run, epoch: int, step: Step, hooks: Sequence[Hook], run_dir:
 
 
 def fit(run: Run, epochs: int, step: Step, *, history: dict[str, Any], run_dir: str | Path | None = None,
-        hooks: Sequence[Hook] = (), show_progress: bool = True, check_every: int = 50) -> dict[str, Any]:
+        hooks: Sequence[Hook] = (), show_progress: bool | TextIO = True,
+        check_every: int = 50) -> dict[str, Any]:
     """Train ``run`` for ``epochs`` epochs in total (resuming from ``run_dir``); returns the history.
 
     ``history`` is a fresh run's history (a resumed run continues its saved one); the runner records
     ``steps_per_epoch`` and appends ``epoch_seconds`` (wall clock of the steps) and ``epoch_cpu_seconds`` (CPU
     time of the process, all threads: the cost regardless of other jobs on a shared machine). ``hooks`` are
     called in their order at each point of the epoch (see :class:`Hook`); training ends before an epoch for
-    which any hook's ``stop_before`` is true.
+    which any hook's ``stop_before`` is true. ``show_progress``: the bar of :func:`progress` on stderr
+    (``True``), none (``False``) or on a text stream (a notebook passes ``Settings.progress``).
     """
     check_budget(epochs)
     run.check_steps()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import torch
 import torch.nn.functional as fn
@@ -97,7 +97,7 @@ def cd_step(model: RBM, optimizer: torch.optim.Optimizer, x: torch.Tensor, gradi
 
 def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, *, run_dir: str | Path | None = None,
               device: str | torch.device | None = None, eval_images: torch.Tensor | None = None,
-              show_progress: bool = True) -> tuple[RBM, dict[str, Any]]:
+              show_progress: bool | TextIO = True) -> tuple[RBM, dict[str, Any]]:
     """Train (or resume) a Gaussian-Bernoulli RBM on ``images`` (uint8, or floats in [0, 1]; (N, 28, 28)) for
     ``epochs`` epochs.
 
@@ -110,6 +110,7 @@ def train_rbm(images: torch.Tensor, config: RBMTraining, epochs: int, *, run_dir
     pixel, [0, 1] units, taken before each batch's update), ``cholesky_fallbacks`` (the epoch's steps whose
     chain could not use the Cholesky factor: :meth:`RBM.gibbs_chain`), ``epoch_seconds``, ``epoch_cpu_seconds`` and,
     with ``eval_images``, ``eval_mse``, ``eval_mse_meanfield`` and ``eval_seconds``; also ``steps_per_epoch``.
+    ``show_progress``: the bar of :func:`hw5.training.loop.progress` (stderr, none, or a text stream).
     """
     device = get_device(device)
     x_all = to_unit(images, device).flatten(1)  # (N, 1, 28, 28) -> (N, 784) in [0, 1]

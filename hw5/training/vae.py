@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 import torch
 
@@ -139,7 +139,7 @@ class _Tracked:
 
 def _fit(data: _Data, config: VAETraining, modules: dict[str, VAE], tracked: Sequence[_Tracked], *,
          history: dict[str, Any], epochs: int, patience: int | None, run_dir: str | Path | None,
-         show_progress: bool, desc: str, after: Sequence[Hook] = ()) -> dict[str, Any]:
+         show_progress: bool | TextIO, desc: str, after: Sequence[Hook] = ()) -> dict[str, Any]:
     """The loop that :func:`train_vae`, :func:`train_plain_and_averaged` and :func:`train_snapshots` run: Adam
     steps on ``modules["model"]`` (and the moving average ``modules["ema"]``, if any, after each); after every
     epoch the train means and, for each of ``tracked`` whose patience has not run out, its validation -ELBO
@@ -196,13 +196,14 @@ def _name(config: VAETraining) -> str:
 def train_vae(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
               val_labels: torch.Tensor, config: VAETraining, epochs: int, *, patience: int | None = None,
               run_dir: str | Path | None = None, device: str | torch.device | None = None,
-              show_progress: bool = True, desc: str | None = None) -> tuple[VAE, dict[str, Any]]:
+              show_progress: bool | TextIO = True, desc: str | None = None) -> tuple[VAE, dict[str, Any]]:
     """Train (or resume) a VAE / C-VAE on images (uint8, or floats in [0, 1]; (N, 28, 28)) with int labels, for
     at most ``epochs`` epochs, stopping once the validation -ELBO has not improved for ``patience`` epochs.
     Returns the best-validation weights (eval mode, on ``device``) and the history: per epoch
     ``train_{loss,neg_elbo,recon,kl}`` (means over the images), ``val_{neg_elbo,recon,kl}``, ``kl_weight``,
     ``epoch_seconds``; and ``best_epoch``, ``best_val_loss``, ``stopped_early``. A finished run asked for
-    more epochs continues (unless it had stopped early)."""
+    more epochs continues (unless it had stopped early).
+    ``show_progress``: the bar of :func:`hw5.training.loop.progress` (stderr, none, or a text stream)."""
     checks.optional_count("patience", patience)
     device = get_device(device)
     data = _Data.check(train_images, train_labels, val_images, val_labels, device)
@@ -234,12 +235,13 @@ def train_plain_and_averaged(train_images: torch.Tensor, train_labels: torch.Ten
                              val_labels: torch.Tensor, config: VAETraining, epochs: int, *, ema_decay: float,
                              patience: int | None = None, run_dir: str | Path | None = None,
                              device: str | torch.device | None = None,
-                             show_progress: bool = False) -> PlainAndAveraged:
+                             show_progress: bool | TextIO = False) -> PlainAndAveraged:
     """The plain iterates theta_t and their moving average (``ema_decay``) from ONE training trajectory: both are
     validated after every epoch, each keeps its own best copy and its own patience, and training runs until both
     have run out of patience (or ``epochs``). Averaging only reads theta_t, so this gives exactly what two
     separate :func:`train_vae` runs (``ema_decay`` 0 and ``ema_decay``, same seed) give, at the cost of one
-    (tested). Checkpointed in ``run_dir``; the variant with the lower best validation -ELBO is kept."""
+    (tested). Checkpointed in ``run_dir``; the variant with the lower best validation -ELBO is kept.
+    ``show_progress``: the bar of :func:`hw5.training.loop.progress` (stderr, none, or a text stream)."""
     checks.optional_count("patience", patience)
     checks.number("ema_decay", ema_decay, 0.0, 1.0, low_open=True, high_open=True)
     device = get_device(device)
@@ -304,7 +306,7 @@ class _KeepAt(Hook):
 def train_snapshots(train_images: torch.Tensor, train_labels: torch.Tensor, val_images: torch.Tensor,
                     val_labels: torch.Tensor, config: VAETraining, budgets: Sequence[int], *,
                     run_dir: str | Path | None = None, device: str | torch.device | None = None,
-                    show_progress: bool = True) -> list[Snapshot]:
+                    show_progress: bool | TextIO = True) -> list[Snapshot]:
     """What separate :func:`train_vae` runs of ``epochs`` = b (no patience) return, for each b in ``budgets``,
     from ONE trajectory of ``max(budgets)`` epochs. Nothing in a run depends on its budget (epoch e's batch
     order and noise come from the seed and e alone), so a b-epoch run is the first b epochs of a longer one,
@@ -312,7 +314,8 @@ def train_snapshots(train_images: torch.Tensor, train_labels: torch.Tensor, val_
     that copy is kept in a module of its own, checkpointed with the run (a resumed run keeps it). Exactly the
     separate runs' weights and histories (tested), at the cost of the longest one.
 
-    Returns one :class:`Snapshot` per budget, in the order of ``budgets``."""
+    Returns one :class:`Snapshot` per budget, in the order of ``budgets``.
+    ``show_progress``: the bar of :func:`hw5.training.loop.progress` (stderr, none, or a text stream)."""
     budgets = _check_budgets(budgets)
     device = get_device(device)
     data = _Data.check(train_images, train_labels, val_images, val_labels, device)
