@@ -207,3 +207,34 @@ def test_p3_the_vae_latent_holds_the_class_and_the_cvae_latent_does_not(p3):
     # Problem 3.3's hypothesis (SPEC.md): the C-VAE is given the class, so its latent need not encode it
     assert cvae["knn_acc_2d"] < vae["knn_acc_2d"] and cvae["linear_probe_mu"] < vae["linear_probe_mu"]
     assert cvae["class_variance_share_mu"] < vae["class_variance_share_mu"]
+
+
+# --- the floors can fail: a worse record (weights and metrics.json rewritten together) is caught ----------------
+
+
+def _worse(problem: int, path: tuple, value) -> dict:
+    record = _record(problem)
+    node = record
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return record
+
+
+@pytest.mark.parametrize("problem, path, value, check, extra", [
+    (1, ("probe", "GAN discriminator", "test_acc"), 0.975,
+     test_p1_probe_on_the_discriminator_reaches_the_published_range_and_beats_its_baselines, {}),
+    (1, ("samples", "classifier_is"), 7.9, test_p1_sample_quality_is_close_to_real_images, {}),
+    (1, ("samples", "class_fractions", 0), 0.0, test_p1_sample_quality_is_close_to_real_images, {}),
+    (1, ("nearest_train_l2_median",), 0.1, test_p1_samples_are_not_copies_of_training_images, {}),
+    (2, ("M16", "test_mse"), 0.08, test_p2_reconstruction_mse_reaches_the_homeworks_reference, {"m": 16}),
+    (2, ("M256", "test_mse_meanfield"), 0.05, test_p2_more_hidden_units_reconstruct_visibly_better, {}),
+    (3, ("vae", "test_neg_elbo"), 245.0, test_p3_negative_elbo_is_no_worse_than_published_solutions,
+     {"name": "vae"}),
+    (3, ("cvae", "conditional_sample_acc"), 0.6, test_p3_conditional_samples_are_recognised_far_above_chance, {}),
+    (3, ("cvae", "marginal_bound"), 240.0, test_p3_the_label_helps_and_costs_at_most_log_10, {}),
+    (3, ("cvae", "knn_acc_2d"), 0.85, test_p3_the_vae_latent_holds_the_class_and_the_cvae_latent_does_not, {}),
+])
+def test_a_worse_record_fails_its_floor(problem, path, value, check, extra):
+    with pytest.raises(AssertionError):
+        check(_worse(problem, path, value), **extra)
