@@ -315,6 +315,29 @@ def test_resume_replays_the_uninterrupted_run(kmnist, tmp_path):
                   show_progress=False)
 
 
+def test_resume_and_batch_counts_on_a_tiny_run(kmnist, tmp_path):
+    """The fast variant of the two slow tests above: 300 images in batches of 128 are 3 steps per epoch (the
+    last, partial batch of 44 kept), every history list has one entry per epoch, the recorded evaluation MSE
+    is that of the returned model, and a run interrupted after epoch 1 and resumed equals the straight run
+    bit for bit (k = 2, so the resumed run replays the collapsed chain's draws too)."""
+    x, xt = kmnist[0][:300], kmnist[1][:64]
+    config = RBMTraining(RBMConfig(hidden=8, gibbs_steps=2))
+    full, hist = train_rbm(x, config, epochs=2, run_dir=tmp_path / "a", eval_images=xt, show_progress=False)
+    assert hist["steps_per_epoch"] == math.ceil(300 / 128) == 3
+    for key in ("loss", "train_mse", "epoch_seconds", "eval_mse", "eval_mse_meanfield"):
+        assert len(hist[key]) == 2, key
+    scores = reconstruction_mse(full, xt, batch_size=config.batch_size)
+    assert (hist["eval_mse"][-1], hist["eval_mse_meanfield"][-1]) == (scores["chain"], scores["meanfield"])
+    train_rbm(x, config, epochs=1, run_dir=tmp_path / "b", eval_images=xt, show_progress=False)
+    resumed, resumed_hist = train_rbm(x, config, epochs=2, run_dir=tmp_path / "b", eval_images=xt,
+                                      show_progress=False)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    for key in ("loss", "train_mse", "eval_mse"):
+        assert hist[key] == resumed_hist[key], key
+    assert resumed_hist["steps_per_epoch"] == 3
+
+
 def test_a_non_positive_budget_is_refused(kmnist):
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         train_rbm(kmnist[0], RBMTraining(RBMConfig(hidden=16)), epochs=0)
