@@ -28,7 +28,7 @@ from torch import nn
 
 from .. import checks
 from ..data import translate
-from ..utils import get_device, model_device
+from ..utils import float32_math, get_device, model_device
 
 Extractor = Callable[[torch.Tensor], torch.Tensor]
 DeviceLike = str | torch.device | None
@@ -53,7 +53,8 @@ def extract_features_on(extractor: Extractor, images: torch.Tensor, device: torc
     (moved to ``device``), each output flattened to (B, d) float32, concatenated to (N, d) on ``device``."""
     checks.count("batch_size", batch_size, 1)
     images = images.to(device)
-    feats = [extractor(images[i:i + batch_size]).flatten(1).float() for i in range(0, images.shape[0], batch_size)]
+    with float32_math():  # exact fp32, as every evaluation: cuDNN's default TF32 convolutions off on a GPU
+        feats = [extractor(images[i:i + batch_size]).flatten(1).float() for i in range(0, images.shape[0], batch_size)]
     return torch.cat(feats)
 
 
