@@ -11,8 +11,9 @@ model, puts the same weights on the CPU and on the device, keeps the images and 
   relative, so 1e-4 leaves a 50x margin for a GPU's other summation order);
 * a decision taken on a float (an argmax, a Bernoulli draw u < p, a threshold) can flip when the float lands
   within rounding of the boundary: accuracies and class fractions may differ by one decision (``_flips``), and
-  the RBM's sampled chain, where a flipped hidden unit changes that image's later steps, is compared by its
-  mean squared error at ``rtol=2e-2`` (its mean-field reconstruction, deterministic, at ``1e-4``);
+  the RBM's sampled chain, where a flipped hidden unit changes that image's later steps (and no other image's),
+  is compared image by image (all but at most one equal to 1e-4) and by its mean squared error at
+  ``rtol=2e-2`` (its mean-field reconstruction, deterministic, at ``1e-4``);
 * the results land where the docstrings say (the device, or the CPU for NumPy and display tensors).
 
 On a CPU-only machine these compare the CPU with itself (the CUDA legs are not collected), so they check the
@@ -84,6 +85,11 @@ def _close(cpu, there, **tol) -> None:
         assert there == pytest.approx(cpu, rel=tol["rtol"], abs=tol["atol"])
     else:
         assert there == cpu
+
+
+def _rows_apart(cpu: torch.Tensor, there: torch.Tensor, atol: float = 1e-4) -> int:
+    """How many rows (images, chains) of the device's result differ from the CPU's by more than ``atol``."""
+    return int(((there.cpu() - cpu).abs().flatten(1).amax(1) > atol).sum())
 
 
 def _flips(cpu: float, there: float, n: int, flips: int = 1) -> None:
@@ -216,13 +222,14 @@ def test_rbm_evaluation(device):
     assert all(v.device.type == "cpu" and v.shape == (10, 1, 28, 28) for v in shown.values())
     assert torch.equal(shown["original"], expected_shown["original"])
     _close(expected_shown["meanfield"], shown["meanfield"])
-    assert (shown["chain"] - expected_shown["chain"]).abs().mean() < 1e-2  # a flipped unit changes one image
+    # the chains of different images share no numbers: a flipped hidden unit changes its own image's chain only
+    assert _rows_apart(expected_shown["chain"], shown["chain"]) <= 1
     units, expected_units = R.hidden_unit_statistics(there, x), R.hidden_unit_statistics(cpu, x)
     assert units["filter_norm"] == pytest.approx(expected_units["filter_norm"], rel=1e-5)
     _flips(expected_units["undecided"], units["undecided"], 200 * 16, flips=3)  # p near 0.1 or 0.9
     drawn = there.sample(5, steps=4, generator=torch.Generator().manual_seed(2))
     _on(drawn, device)
-    assert (drawn.cpu() - cpu.sample(5, steps=4, generator=torch.Generator().manual_seed(2))).abs().mean() < 1e-2
+    assert _rows_apart(cpu.sample(5, steps=4, generator=torch.Generator().manual_seed(2)), drawn) <= 1
     assert R.chain_seconds(there, x[:32], collapsed=True, repeats=2) > 0
 
 
@@ -273,14 +280,16 @@ def test_gan_samples_and_neighbours(device):
     x, _ = _images(50)
     torch.manual_seed(0)
     cpu, gan = _twins(DCGAN(), device)
+    gan.generator.train()  # sample draws with the running batch-norm statistics and gives G its mode back
     samples = gan.sample(4, generator=torch.Generator().manual_seed(0))
     _on(samples, device)
-    assert gan.generator.training is False
+    assert gan.generator.training
     _close(cpu.sample(4, generator=torch.Generator().manual_seed(0)), samples)
     judge_cpu, judge = _twins(_judge(), device)
     reference = G.judge(judge, x)[0]
     estimate = G.fd_estimate(judge, gan.generator, reference, n=20)
-    assert estimate == pytest.approx(G.fd_estimate(judge_cpu, cpu.generator, reference.cpu(), n=20), rel=1e-4)
+    expected = G.fd_estimate(judge_cpu, cpu.generator, reference.cpu(), n=20)
+    assert estimate == pytest.approx(expected, rel=1e-4, abs=1e-9)
     idx, dist = G.nearest_neighbours(samples, x)  # the reference images on the CPU
     _on(idx, device), _on(dist, device)
     expected_idx, expected_dist = G.nearest_neighbours(samples.cpu(), x)
