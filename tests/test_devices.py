@@ -38,7 +38,7 @@ from hw5.models.classifier import Classifier, ClassifierConfig
 from hw5.models.dcgan import DCGAN
 from hw5.models.rbm import RBM, RBMConfig
 from hw5.models.vae import CVAE, VAE
-from hw5.utils import get_device, layer_shapes
+from hw5.utils import device_description, get_device, layer_shapes
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TOL = {"rtol": 1e-4, "atol": 1e-5}  # fp32 results of the same draws in exact fp32 (module docstring)
@@ -110,6 +110,10 @@ def test_the_default_device_is_the_gpu_when_there_is_one():
     assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def test_the_notebooks_header_names_the_device(device):
+    assert device_description(torch.device(device)).startswith(f"{device} (")
+
+
 # -- Problem 3: the VAE and the C-VAE -------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [VAE, CVAE])
 def test_vae_likelihoods(device, cls):
@@ -130,6 +134,9 @@ def test_vae_likelihoods(device, cls):
            report)
     surgery = V.aggregate_posterior_kl(there, x, y)
     _close(V.aggregate_posterior_kl(cpu, x, y), surgery)
+    # the notebooks' data are on the settings' device (Settings.load): the same numbers as from CPU inputs
+    assert V.aggregate_posterior_kl(there, x.to(device), y.to(device)) == surgery
+    assert torch.equal(V.elbo_terms(there, x.to(device), y.to(device)), terms)
     mu = V.encode_mean(there, x, y)
     assert isinstance(mu, np.ndarray) and mu.shape == (40, 20)  # NumPy on the CPU, for sklearn
     _close(V.encode_mean(cpu, x, y), mu)
@@ -207,6 +214,7 @@ def test_rbm_evaluation(device):
     torch.manual_seed(0)
     cpu, there = _twins(RBM(RBMConfig(hidden=16, gibbs_steps=3)), device)
     scores, expected = R.reconstruction_mse(there, x), R.reconstruction_mse(cpu, x)
+    assert R.reconstruction_mse(there, x.to(device)) == scores  # images on the device: the same numbers
     assert scores["meanfield"] == pytest.approx(expected["meanfield"], rel=1e-4)
     assert scores["chain"] == pytest.approx(expected["chain"], rel=2e-2)  # Bernoulli draws may flip: docstring
     by_steps = R.mse_by_gibbs_steps(there, x, [1, 3])
@@ -216,7 +224,7 @@ def test_rbm_evaluation(device):
     table = R.mse_table({16: there}, x.to(device), x)  # both splits the same images, the train split on the device
     assert table.rows[16] == {"train_mse": scores["chain"], "test_mse": scores["chain"],
                               "train_mse_meanfield": scores["meanfield"], "test_mse_meanfield": scores["meanfield"]}
-    assert table.pca_train == table.pca_test == R.pca_reconstruction_mse(x, x, [16])  # PCA: on the CPU, float64
+    assert table.pca_train == table.pca_test  # PCA on the CPU in float64, whichever device the train split is on
     shown = R.reconstruct(there, x[:10])
     expected_shown = R.reconstruct(cpu, x[:10])
     assert all(v.device.type == "cpu" and v.shape == (10, 1, 28, 28) for v in shown.values())
@@ -260,6 +268,7 @@ def test_classifier_judge_and_sample_quality(device):
     _flips(C.classifier_accuracy(cpu, x, y), C.classifier_accuracy(there, x, y), 120)
     feats, probs = G.judge(there, x)
     _on(feats, device), _on(probs, device)
+    assert all(torch.equal(a, b) for a, b in zip(G.judge(there, x.to(device)), (feats, probs)))
     _close(G.judge(cpu, x), (feats, probs))
     digits, expected = G.readings(there, x[:10]), G.readings(cpu, x[:10])
     assert sum(a[0] != b[0] for a, b in zip(digits, expected)) <= 1
