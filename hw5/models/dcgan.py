@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
-from ..utils import no_autocast
+from ..utils import eval_mode, no_autocast
 from .base import GenerativeModel, randn
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
@@ -148,10 +148,8 @@ class DCGAN(GenerativeModel):
         """
         device, n = self.device, checks.count("n", n, 1)
         z = randn((n, self.generator.latent_dim), device=device, generator=generator)
-        was_training = self.generator.training
-        self.generator.eval()
-        images = self.generator(z).float()
-        self.generator.train(was_training)
+        with eval_mode(self.generator):  # running BN statistics; exact fp32 (a GPU's default TF32 convolutions off)
+            images = self.generator(z).float()
         return images.add(1.0).div(2.0).clamp(0.0, 1.0)
 
 
