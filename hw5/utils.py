@@ -6,12 +6,16 @@ Nothing here reads the environment: the device, folders and run mode are argumen
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
@@ -89,6 +93,19 @@ def float32_math(tf32: bool = False, deterministic: bool = False) -> Iterator[No
         yield
     finally:
         matmul.fp32_precision, conv.fp32_precision, cudnn.deterministic, cudnn.benchmark = saved
+
+
+def exact_fp32(method: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a model's method to run in exact fp32 on the model's device (:func:`float32_math`,
+    :func:`no_autocast`): sampling and decoding for display give the same images under a caller's autocast
+    or TF32 setting as without."""
+
+    @functools.wraps(method)
+    def wrapped(self: torch.nn.Module, *args: Any, **kwargs: Any) -> T:
+        with float32_math(), no_autocast(model_device(self)):
+            return method(self, *args, **kwargs)
+
+    return wrapped
 
 
 @contextmanager

@@ -196,3 +196,21 @@ def test_latent_statistics_take_tensors():
     assert latent.class_variance_share(mu, labels) == latent.class_variance_share(mu.numpy(), labels.numpy())
     assert latent.active_units(mu) == latent.active_units(mu.numpy())
     assert isinstance(latent.as_numpy(mu.requires_grad_()), np.ndarray)
+
+
+def test_sampling_for_display_ignores_a_callers_autocast():
+    torch.manual_seed(0)
+    vae, cvae, rbm = VAE(VAEConfig()), VAEConfig(conditional=True).build(), RBM()
+    x = torch.rand(2, 1, 28, 28)
+
+    def draws():
+        return (vae.sample(3, generator=torch.Generator().manual_seed(1)),
+                cvae.class_samples(1, torch.Generator().manual_seed(1))[0],
+                cvae.interpolate(x[0], x[1], 0, 1, steps=3), vae.reconstruct(x),
+                rbm.sample(2, steps=2, generator=torch.Generator().manual_seed(1)))
+
+    plain = draws()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = draws()
+    for a, b in zip(plain, under):
+        assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)

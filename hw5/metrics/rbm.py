@@ -188,9 +188,10 @@ def hidden_unit_statistics(model: RBM, images: torch.Tensor, batch_size: int = 1
     device = model_device(model)
     x_all = to_unit(images, device).flatten(1).to(model.W.dtype)  # (N, 1, 28, 28) -> (N, 784)
     undecided = torch.zeros((), dtype=torch.float64, device=device)
-    for start in range(0, x_all.shape[0], batch_size):
-        p = model.p_h_given_v(standardize(x_all[start:start + batch_size])[0])  # (B, F)
-        undecided += ((p > low) & (p < high)).sum()
+    with eval_mode(model):  # exact fp32 (no autocast, no TF32)
+        for start in range(0, x_all.shape[0], batch_size):
+            p = model.p_h_given_v(standardize(x_all[start:start + batch_size])[0])  # (B, F)
+            undecided += ((p > low) & (p < high)).sum()
     return {"undecided": float(undecided) / (x_all.shape[0] * model.hidden),
             "filter_norm": float(model.W.norm(dim=1).mean())}
 

@@ -41,7 +41,7 @@ import torch.nn.functional as fn
 from torch import nn
 
 from .. import checks
-from ..utils import no_autocast
+from ..utils import exact_fp32, no_autocast
 from .base import GenerativeModel, rand, randn
 
 
@@ -253,6 +253,7 @@ class RBM(GenerativeModel):
         mean_k = self.mean_v_given_h(h)
         return GibbsChain(self.sample_gaussian(mean_k, generator), mean_k, logits_0, fallback)
 
+    @exact_fp32
     @torch.no_grad()
     def sample(self, n: int, steps: int = 1000, generator: torch.Generator | None = None) -> torch.Tensor:
         """n visible vectors E[v | h_{steps-1}] (n, D) at the end of ``steps`` block-Gibbs steps started from

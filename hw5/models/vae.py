@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checks
+from ..utils import exact_fp32
 from .base import GenerativeModel, randn
 
 N_IN, N_HID, Z_DIM, N_CLASSES = 784, 400, 20, 10  # fixed by the course template
@@ -136,6 +137,7 @@ class VAE(GenerativeModel):
         return self.decode(self.reparameterize(mu, logvar, generator), c), mu, logvar
 
     # -- generation ------------------------------------------------------------------------------------
+    @exact_fp32
     @torch.no_grad()
     def sample(self, n: int, c: torch.Tensor | int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -154,6 +156,7 @@ class VAE(GenerativeModel):
             c = torch.full((n,), int(c), device=device) if isinstance(c, int) else c.to(device)
         return torch.sigmoid(self.decode(z, c)).view(n, 1, 28, 28)  # (n, 784) -> (n, 1, 28, 28)
 
+    @exact_fp32
     @torch.no_grad()
     def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, c_a: int, c_b: int, steps: int = 10
                     ) -> torch.Tensor:
@@ -171,6 +174,7 @@ class VAE(GenerativeModel):
         c_t = (1 - t) * onehot[0] + t * onehot[1]  # (steps, 10); ignored by the VAE
         return torch.sigmoid(self.decode(z, c_t)).view(steps, 1, 28, 28)  # (steps, 784) -> (steps, 1, 28, 28)
 
+    @exact_fp32
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """The decoded posterior mean of each image, for display: E[x | z = mu(x[, c])] = sigmoid(decode(mu, c)),
@@ -186,6 +190,7 @@ class CVAE(VAE):
 
     conditional = True
 
+    @exact_fp32
     @torch.no_grad()
     def class_samples(self, n_per_class: int, generator: torch.Generator | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,6 +200,7 @@ class CVAE(VAE):
         classes = torch.arange(self.n_classes, device=self.device).repeat_interleave(n_per_class)
         return self.sample(classes.shape[0], classes, generator=generator), classes
 
+    @exact_fp32
     @torch.no_grad()
     def decode_under_all_classes(self, z: torch.Tensor) -> torch.Tensor:
         """E[x | z, c] for every row of ``z`` (n, M; any device) and every class c: (n, n_classes, 1, 28, 28)
