@@ -204,3 +204,20 @@ def test_the_tests_search_hw5_data_first(tmp_path, monkeypatch):
     monkeypatch.setenv("HW5_DATA", str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError, match="HW5_DATA is .*missing.*not an existing folder"):
         data.locate("MNIST")
+
+
+def test_run_notebooks_alone_imports_this_checkout(tmp_path):
+    """scripts/run_notebooks.py run on its own, from another folder, without PYTHONPATH: the notebooks find this
+    checkout's hw5 first (not another install; without one the notebooks' first cell would try `pip install -e`,
+    which fails offline), and so does any process they start."""
+    nb = _write_notebook(
+        tmp_path / "where.ipynb",
+        "import importlib.util, os, pathlib\n"
+        "spec = importlib.util.find_spec('hw5')\n"
+        f"assert spec is not None and pathlib.Path(spec.origin).resolve().parent == pathlib.Path({str(REPO / 'hw5')!r}), spec\n"
+        f"assert os.environ['PYTHONPATH'].split(os.pathsep)[0] == {str(REPO)!r}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HW5_") and k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebooks.py"), str(nb)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "where.ipynb: 1/1 cells passed" in proc.stdout
