@@ -79,6 +79,12 @@ case "${HW5_CHECK_GPU_NOTEBOOKS:-}" in
        done ;;
 esac
 read -r -a test_targets <<<"${HW5_CHECK_GPU_TESTS:-tests}"
+allow_cpu=()
+[ "${HW5_CHECK_GPU_ALLOW_CPU:-0}" = "1" ] && allow_cpu=(--allow-cpu)
+runner_choice=${HW5_CHECK_GPU_RUNNER:-auto}
+# Read once, then kept from the tests and notebooks: a unit test that runs this check (tests/test_check_gpu.py)
+# must get only the switches it sets, never, say, the CPU switch of an outer run (that would rerun the whole suite).
+unset HW5_CHECK_GPU_TESTS HW5_CHECK_GPU_NOTEBOOKS HW5_CHECK_GPU_RUNNER HW5_CHECK_GPU_ALLOW_CPU
 
 if [ "$install" = "1" ]; then
     bash scripts/install.sh
@@ -91,9 +97,7 @@ dependencies, or use --install to make .venv; needs the internet)"
 
 # This checkout's hw5 (without .venv nothing else provides it; with it, its editable install points here too).
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-allow_cpu=()
-[ "${HW5_CHECK_GPU_ALLOW_CPU:-0}" = "1" ] && allow_cpu=(--allow-cpu)
-"$PY" scripts/check_gpu_preflight.py --python "$PY" --result "$tmp/preflight" --runner "${HW5_CHECK_GPU_RUNNER:-auto}" \
+"$PY" scripts/check_gpu_preflight.py --python "$PY" --result "$tmp/preflight" --runner "$runner_choice" \
     ${allow_cpu[@]+"${allow_cpu[@]}"} || {
     rc=$?
     device_name=$(sed -n 's/^device_name=//p' "$tmp/preflight" 2>/dev/null || true)
