@@ -170,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     environ = dict(os.environ)
     problems: list[str] = []
+    python = args.python
     if sys.version_info < (3, 10):
         problems.append(f"{python} is Python {sys.version.split()[0]}; hw5 needs Python 3.10 or newer")
     requirements = {**project_dependencies(), **TEST_TOOLS}
-    python = args.python
     module_problems = missing_modules(requirements, python)
     problems += module_problems
     device, device_name = "none", "none"
