@@ -130,7 +130,8 @@ def _gpu(allow_cpu: bool, hw5_device: str) -> tuple[str, str, list[str]]:
     """(device, device name, problems); torch must be importable."""
     import torch
 
-    said = f"torch {torch.__version__}, built for CUDA {torch.version.cuda}, CUDA available: {torch.cuda.is_available()}"
+    said = (f"torch {torch.__version__}, built for CUDA {torch.version.cuda}, "
+            f"CUDA available: {torch.cuda.is_available()}")
     print(f"python: {sys.executable}; {said}")
     device = hw5_device if hw5_device.startswith("cuda:") else "cuda"
     if torch.cuda.is_available():

@@ -108,7 +108,8 @@ def test_check_gpu_under_nbval_uses_the_quick_sanitizer_and_counts_every_cell(tm
 
 @pytest.mark.slow
 def test_check_gpu_passing_everything_exits_zero():
-    proc, summary = _check_gpu(HW5_DATA=str(_data_root()), HW5_CHECK_GPU_TESTS=FAST_TEST, HW5_CHECK_GPU_NOTEBOOKS="none")
+    proc, summary = _check_gpu(HW5_DATA=str(_data_root()), HW5_CHECK_GPU_TESTS=FAST_TEST,
+                               HW5_CHECK_GPU_NOTEBOOKS="none")
     assert summary.groups()[:4] == ("1", "1", "0", "0"), proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.returncode == 0 and "=== notebooks: none" in proc.stdout
 
@@ -215,7 +216,8 @@ def test_run_notebooks_alone_imports_this_checkout(tmp_path):
         tmp_path / "where.ipynb",
         "import importlib.util, os, pathlib\n"
         "spec = importlib.util.find_spec('hw5')\n"
-        f"assert spec is not None and pathlib.Path(spec.origin).resolve().parent == pathlib.Path({str(REPO / 'hw5')!r}), spec\n"
+        "assert spec is not None, 'hw5 is not importable'\n"
+        f"assert pathlib.Path(spec.origin).resolve().parent == pathlib.Path({str(REPO / 'hw5')!r}), spec\n"
         f"assert os.environ['PYTHONPATH'].split(os.pathsep)[0] == {str(REPO)!r}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HW5_") and k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebooks.py"), str(nb)], cwd=tmp_path, env=env,
