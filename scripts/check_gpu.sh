@@ -1,94 +1,112 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with a CUDA GPU, run the unit tests, then every problem notebook
 # (notebooks/problem*_*.ipynb, so a new problem's is included unedited) in quick mode on the GPU (HW5_QUICK=1,
-# HW5_DEVICE=cuda), and end with exactly one line
+# HW5_DEVICE=cuda), and end with exactly one line, whatever failed (also after a missing dependency):
 #
 #   gpu check: tests <passed>/<total>, notebooks <passed>/<total> cells, device <name>
 #
-#   bash scripts/check_gpu.sh                    installs into .venv (scripts/install.sh) and uses .venv/bin/python
-#   HW5_NO_VENV=1 bash scripts/check_gpu.sh      (or --no-venv) installs nothing: uses ${PYTHON:-python3} with the
-#                                                torch already installed there (Colab, managed GPU machines)
+#   bash scripts/check_gpu.sh              installs nothing: uses ${PYTHON:-python3} with the CUDA torch and the
+#                                          dependencies already installed there (managed GPU machines, Colab)
+#   bash scripts/check_gpu.sh --install    first installs into .venv (scripts/install.sh; needs the internet)
+#                                          and uses .venv/bin/python
 #   bash scripts/check_gpu.sh -- --deselect tests/test_x.py::test_y     arguments after -- go to the unit tests' pytest
 #
-# The environment is passed through: HW5_DATA=/path/to/data chooses the data root (see the README's Data section);
-# HW5_DEVICE=cuda:1 picks another GPU (any other HW5_DEVICE value is replaced by cuda). The checked-out hw5 is put
-# first on PYTHONPATH. The notebooks run under strict nbval (as scripts/test.sh runs them) when nbval is importable,
-# else with scripts/run_notebooks.py (in-process, no Jupyter; stops a notebook at its first failing cell).
-# Tests <total> counts the tests that ran; skipped ones (e.g. the test that needs a machine without CUDA) are
-# counted on the line above the last. Exit status: 0 when every test and cell passed, 1 when one failed,
-# 2 when no CUDA GPU is visible to torch, a tool is missing, or an argument is unknown.
+# Before running anything, scripts/check_gpu_preflight.py checks every dependency of pyproject.toml, pytest and
+# scipy, the three datasets' raw files (in HW5_DATA, else the checkout's data/ or ../shared/data) and the GPU, and
+# prints ONE message naming everything missing with its fix (exit 2). No Jupyter is needed: the notebooks run under
+# strict nbval with the quick sanitizer (notebooks/nbval_quick.cfg, as scripts/test.sh runs them) when nbval and
+# ipykernel are importable, else with scripts/run_notebooks.py (in-process; stops a notebook at its first failing
+# cell). The checked-out hw5 is put first on PYTHONPATH. HW5_DEVICE=cuda:1 picks another GPU (any other value is
+# replaced by cuda). --no-venv / HW5_NO_VENV=1 (the old way to ask for the default) are accepted and do nothing.
+#
+# Narrowing it (a shorter check; its own tests in tests/test_check_gpu.py use these):
+#   HW5_CHECK_GPU_TESTS="tests/test_x.py ..."   the unit tests to run (pytest paths or node ids; default: tests)
+#   HW5_CHECK_GPU_NOTEBOOKS="1 3"               problem numbers or .ipynb paths; "none" skips the notebooks
+#   HW5_CHECK_GPU_RUNNER=run_notebooks          (or nbval) insists on one notebook runner (default: nbval if importable)
+#   HW5_CHECK_GPU_ALLOW_CPU=1                   run on the CPU when torch sees no GPU (for the check's own test;
+#                                               the summary then names the CPU, and it is not a GPU check)
+#
+# Tests <total> counts the tests that ran; skipped ones are counted on the line above the last. Exit status:
+# 0 when every test and cell passed, 1 when one failed, 2 when something is missing (no CUDA GPU visible to torch,
+# a dependency, the data) or an argument is unknown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-no_venv=${HW5_NO_VENV:-0}
+tests_passed=0 tests_ran=0 nb_passed=0 nb_total=0 device_name=none
+tmp=$(mktemp -d)
+finish() {  # the one summary line, whatever happened before; keeps the exit status
+    local rc=$?
+    echo "gpu check: tests $tests_passed/$tests_ran, notebooks $nb_passed/$nb_total cells, device $device_name"
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap finish EXIT
+
+die() {  # $1: exit status; the rest: what is wrong and how to fix it
+    local rc=$1
+    shift
+    echo "check_gpu.sh: $*" >&2
+    exit "$rc"
+}
+
+install=0
 pytest_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --no-venv) no_venv=1 ;;
+        --install) install=1 ;;
+        --no-venv) ;;  # the default now
         --) shift; pytest_args=("$@"); break ;;
-        *) echo "check_gpu.sh: unknown argument: $1 (see the comment at the top of $0)" >&2; exit 2 ;;
+        *) die 2 "unknown argument: $1 (see the comment at the top of $0)" ;;
     esac
     shift
 done
 
-die() {  # a missing tool or machine: say what and how to fix it, exit 2
-    echo "check_gpu.sh: $*" >&2
-    exit 2
-}
+# The notebooks, resolved before anything runs, so that a typo is an error at once.
+notebooks=()
+case "${HW5_CHECK_GPU_NOTEBOOKS:-}" in
+    none) ;;
+    "") for nb in notebooks/problem*_*.ipynb; do [ -f "$nb" ] && notebooks+=("$nb"); done
+        [ ${#notebooks[@]} -gt 0 ] || die 2 "no notebook matches notebooks/problem*_*.ipynb" ;;
+    *) for item in $HW5_CHECK_GPU_NOTEBOOKS; do
+           if [[ "$item" =~ ^[0-9]+$ ]]; then
+               match=(notebooks/problem"$item"_*.ipynb)
+               [ -f "${match[0]}" ] || die 2 "HW5_CHECK_GPU_NOTEBOOKS: no notebook notebooks/problem${item}_*.ipynb"
+               notebooks+=("${match[0]}")
+           else
+               [ -f "$item" ] || die 2 "HW5_CHECK_GPU_NOTEBOOKS: $item is not a notebook file"
+               notebooks+=("$item")
+           fi
+       done ;;
+esac
+read -r -a test_targets <<<"${HW5_CHECK_GPU_TESTS:-tests}"
+allow_cpu=()
+[ "${HW5_CHECK_GPU_ALLOW_CPU:-0}" = "1" ] && allow_cpu=(--allow-cpu)
+runner_choice=${HW5_CHECK_GPU_RUNNER:-auto}
+# Read once, then kept from the tests and notebooks: a unit test that runs this check (tests/test_check_gpu.py)
+# must get only the switches it sets, never, say, the CPU switch of an outer run (that would rerun the whole suite).
+unset HW5_CHECK_GPU_TESTS HW5_CHECK_GPU_NOTEBOOKS HW5_CHECK_GPU_RUNNER HW5_CHECK_GPU_ALLOW_CPU
 
-torch_sees_gpu() {  # prints torch's view of the GPU; succeeds when torch sees one
-    "$1" -c "import torch; ok = torch.cuda.is_available()
-print(f'torch {torch.__version__}, built for CUDA {torch.version.cuda}, CUDA available: {ok}'); raise SystemExit(not ok)"
-}
-
-no_gpu() {  # $1: the python; $2: what torch said
-    die "no CUDA GPU is visible to torch ($1: $2; CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-<unset>}).
-This check needs an NVIDIA GPU and a CUDA build of torch. Fix: run it on a GPU machine. If this machine has one
-(nvidia-smi lists it) but torch is a CPU build, install a CUDA build: rm -rf .venv and rerun with
-HW5_TORCH_INDEX=https://download.pytorch.org/whl/cu126, or use a python whose torch sees the GPU:
-HW5_NO_VENV=1 PYTHON=/path/to/python bash scripts/check_gpu.sh. On a CPU-only machine use bash scripts/test.sh."
-}
-
-if [ "$no_venv" = "1" ]; then
-    PY=${PYTHON:-python3}
-    command -v "$PY" >/dev/null || die "python not found: $PY (set PYTHON to a python with torch, or drop HW5_NO_VENV)"
-    "$PY" -c "import torch" 2>/dev/null || die "torch is not importable in $PY: install a CUDA build of torch there
-(pip install torch), set PYTHON to a python that has one, or drop HW5_NO_VENV to install into .venv"
-    said=$(torch_sees_gpu "$PY") || no_gpu "$PY" "$said"
-else
-    # Ask the torch already in .venv first, so that a CPU-only machine with a venv is turned away at once,
-    # not after the install; scripts/install.sh keeps that torch anyway.
-    if [ -x .venv/bin/python ] && .venv/bin/python -c "import torch" 2>/dev/null; then
-        said=$(torch_sees_gpu .venv/bin/python) || no_gpu .venv/bin/python "$said"
-    fi
+if [ "$install" = "1" ]; then
     bash scripts/install.sh
     PY=.venv/bin/python
-    said=$(torch_sees_gpu "$PY") || no_gpu "$PY" "$said"
-fi
-echo "python: $PY; $said"
-
-# This checkout's hw5 (also what .venv's editable install points to; without .venv, nothing else provides it).
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-"$PY" -c "import pytest" 2>/dev/null || die "pytest is not installed in $PY: pip install pytest"
-hw5_error=$("$PY" -c "import hw5" 2>&1) || die "hw5 cannot be imported with $PY:
-$(tail -n 1 <<<"$hw5_error")
-Fix: $PY -m pip install -e . (installs hw5's dependencies), or drop HW5_NO_VENV to install into .venv"
-if "$PY" -c "import nbval" 2>/dev/null; then
-    runner=nbval
 else
-    runner=scripts/run_notebooks.py
-    [ -f "$runner" ] || die "nbval is not installed in $PY and the notebook runner $runner is missing:
-pip install nbval ipykernel, or restore $runner (git checkout -- $runner)"
+    PY=${PYTHON:-python3}
 fi
+command -v "$PY" >/dev/null || die 2 "python not found: $PY (set PYTHON to a python with a CUDA torch and hw5's
+dependencies, or use --install to make .venv; needs the internet)"
 
-case "${HW5_DEVICE:-}" in
-    cuda:*) device=$HW5_DEVICE ;;
-    *) device=cuda ;;
-esac
-device_name=$("$PY" -c "import sys, torch; print(torch.cuda.get_device_name(torch.device(sys.argv[1])))" "$device")
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# This checkout's hw5 (without .venv nothing else provides it; with it, its editable install points here too).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+"$PY" scripts/check_gpu_preflight.py --python "$PY" --result "$tmp/preflight" --runner "$runner_choice" \
+    ${allow_cpu[@]+"${allow_cpu[@]}"} || {
+    rc=$?
+    device_name=$(sed -n 's/^device_name=//p' "$tmp/preflight" 2>/dev/null || true)
+    device_name=${device_name:-none}
+    exit "$rc"
+}
+device=$(sed -n 's/^device=//p' "$tmp/preflight")
+device_name=$(sed -n 's/^device_name=//p' "$tmp/preflight")
+runner=$(sed -n 's/^runner=//p' "$tmp/preflight")
 
 count_junit() {  # $1: a pytest --junitxml file; prints "<passed> <ran> <skipped>"
     "$PY" - "$1" <<'EOF'
@@ -111,22 +129,26 @@ EOF
 rm -rf figures/quick runs/quick
 start=$(date +%s)
 
-echo "=== unit tests"
+echo "=== unit tests: ${test_targets[*]}"
 tests_rc=0
-"$PY" -m pytest tests -p no:cacheprovider --junitxml="$tmp/tests.xml" ${pytest_args[@]+"${pytest_args[@]}"} \
-    || tests_rc=$?
+"$PY" -m pytest "${test_targets[@]}" -p no:cacheprovider --junitxml="$tmp/tests.xml" \
+    ${pytest_args[@]+"${pytest_args[@]}"} || tests_rc=$?
 read -r tests_passed tests_ran tests_skipped < <(count_junit "$tmp/tests.xml")
 
-echo "=== notebooks, quick mode, HW5_DEVICE=$device, with $runner"
 nb_rc=0
-if [ "$runner" = nbval ]; then
+if [ ${#notebooks[@]} -eq 0 ]; then
+    echo "=== notebooks: none (HW5_CHECK_GPU_NOTEBOOKS=none)"
+elif [ "$runner" = nbval ]; then
+    echo "=== notebooks, quick mode, HW5_DEVICE=$device, under nbval: ${notebooks[*]}"
     # pytest exits non-zero on failures, errors and also when it collects nothing (exit code 5).
-    # The glob is sorted by bash; with no match it stays as it is and pytest fails on it: no notebook, no pass.
-    HW5_QUICK=1 HW5_DEVICE=$device "$PY" -m pytest notebooks/problem*_*.ipynb --nbval --nbval-current-env \
-        --nbval-cell-timeout=900 -p no:cacheprovider --junitxml="$tmp/notebooks.xml" || nb_rc=$?
+    HW5_QUICK=1 HW5_DEVICE=$device "$PY" -m pytest "${notebooks[@]}" --nbval --nbval-current-env \
+        --nbval-sanitize-with notebooks/nbval_quick.cfg --nbval-cell-timeout=900 -p no:cacheprovider \
+        --junitxml="$tmp/notebooks.xml" || nb_rc=$?
     read -r nb_passed nb_total _ < <(count_junit "$tmp/notebooks.xml")
 else
-    HW5_QUICK=1 "$PY" "$runner" --quick --device "$device" --json "$tmp/notebooks.json" || nb_rc=$?
+    echo "=== notebooks, quick mode, HW5_DEVICE=$device, with $runner: ${notebooks[*]}"
+    HW5_QUICK=1 "$PY" "$runner" --quick --device "$device" --json "$tmp/notebooks.json" "${notebooks[@]}" \
+        || nb_rc=$?
     read -r nb_passed nb_total < <("$PY" -c "
 import json, sys
 try:
@@ -137,6 +159,5 @@ print(sum(r['passed'] for r in results), sum(r['total'] for r in results))" "$tm
 fi
 
 echo "unit tests: exit status $tests_rc, $tests_passed passed of $tests_ran run, $tests_skipped skipped;" \
-    "notebooks ($runner): exit status $nb_rc; $(( $(date +%s) - start )) s"
-echo "gpu check: tests $tests_passed/$tests_ran, notebooks $nb_passed/$nb_total cells, device $device_name"
+    "notebooks: exit status $nb_rc; $(( $(date +%s) - start )) s"
 [ "$tests_rc" -eq 0 ] && [ "$nb_rc" -eq 0 ] || exit 1

@@ -49,6 +49,13 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+if __name__ == "__main__":
+    # Run as a script, sys.path[0] is scripts/, not the checkout: put the checkout first (and on PYTHONPATH, for
+    # any process a notebook starts) so the notebooks import this checkout's hw5, not another install, and their
+    # first cell (scripts/ensure_hw5.py) finds hw5 instead of trying `pip install -e`, which fails offline.
+    sys.path.insert(0, str(REPO_ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 

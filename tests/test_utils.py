@@ -87,7 +87,9 @@ def test_import_has_no_side_effects(tmp_path):
     home, cwd = tmp_path / "home", tmp_path / "cwd"  # matplotlib may cache fonts under HOME: not ours
     home.mkdir()
     cwd.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "HW5_DATA": str(tmp_path / "nodata")}
+    # PYTHONPATH: this checkout's hw5, also where none is installed (a GPU machine's python: tests/test_check_gpu.py)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "HW5_DATA": str(tmp_path / "nodata"),
+           "PYTHONPATH": str(Path(utils.__file__).resolve().parent.parent)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
