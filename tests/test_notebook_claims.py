@@ -81,3 +81,24 @@ def test_probe_correct_is_per_image_and_averages_to_evaluate_probe():
     logits = images.flatten(1)[:, :16] @ probe.weight.T + probe.bias
     assert hits.dtype == torch.bool and torch.equal(hits, logits.argmax(1) == labels)
     assert hits.float().mean().item() == pytest.approx(evaluate_probe(probe, extractor, images, labels, 0))
+
+
+def test_problem1_figures_say_what_they_plot():
+    import matplotlib.pyplot as plt
+
+    from hw5.plotting.gan import class_fractions_figure, loss_comparison_figure
+
+    fig = class_fractions_figure([0.1] * 10, [0.1] * 10)
+    ax = fig.axes[0]
+    assert ax.get_title() and "classifier" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GAN samples",
+                                                                    "MNIST test images, as the classifier reads them"]
+    plt.close(fig)
+    runs = {"non-saturating loss": {"d_fake": [0.2] * 20}, "literal min-max loss": {"d_fake": [0.0] * 20}}
+    fig = loss_comparison_figure(runs, {name: torch.rand(12, 1, 28, 28) for name in runs})
+    curves = fig.axes[0]
+    assert "D(G(z))" in curves.get_ylabel() and "generated images" in curves.get_title()
+    assert [t.get_text() for t in curves.get_legend().get_texts()] == list(runs)
+    assert [ax.get_title() for ax in fig.axes[1:]] == [f"samples after training: {name}" for name in runs]
+    assert fig.axes[1].images[0].get_array().shape == (2 * 30 - 2, 6 * 30 - 2)  # 12 samples, 6 per row
+    plt.close(fig)
