@@ -414,6 +414,7 @@ def test_figures_draw_what_they_are_given():
     fig = P.filters_figure(w, ncol=8)
     grid = fig.axes[0].images[0].get_array()
     assert grid[0, 0] == 1.0 and grid[0, 30 + 5] == 0.0 and grid[0, 1] == 0.5  # own symmetric scale per filter
+    assert grid.mask[0, 28] and grid.mask[28, 0] and not grid.mask[0, 27]  # a gap (drawn grey) between neighbouring filters
     assert len(fig.axes) == 2 and "own scale" in fig.axes[1].get_ylabel()  # the colour bar says so
     assert "from 0.00 to 3.00" in fig.axes[1].get_ylabel()  # the range of the per-filter scales
     results = {m: {"train_mse": 0.1, "test_mse": 0.1, "train_mse_meanfield": 0.05, "test_mse_meanfield": 0.05}

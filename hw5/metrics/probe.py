@@ -35,3 +35,37 @@ def evaluate_probe(probe: nn.Module, extractor: Extractor, images: torch.Tensor,
     device = extractor_device(extractor, images, device)
     features = shift_averaged_features_on(extractor, to_unit(images, device), {radius}, device)[radius]
     return accuracy(probe_logits(probe.to(device), features), labels)
+
+
+@torch.no_grad()
+def probe_correct(probe: nn.Module, extractor: Extractor, images: torch.Tensor, labels: torch.Tensor,
+                  radius: int, device: DeviceLike = None) -> torch.Tensor:
+    """Per-image correctness (N,) bool, on the CPU, of a fitted ``probe`` reading ``images`` through phi_r,
+    r = ``radius``: [argmax_c (W phi_r(x_n) + b)_c = y_n]. Its mean is :func:`evaluate_probe`; two probes'
+    vectors on the same images feed :func:`hw5.metrics.paired.mcnemar_exact`."""
+    device = extractor_device(extractor, images, device)
+    features = shift_averaged_features_on(extractor, to_unit(images, device), {radius}, device)[radius]
+    return (probe_logits(probe.to(device), features).argmax(1).cpu() == labels.cpu())
+
+
+def probe_gradient(probe: nn.Module, features: torch.Tensor, labels: torch.Tensor, penalty: float) -> dict[str, float]:
+    """How close a fitted probe is to the optimum of its convex training objective: the gradient of
+
+        J(W, b) = CE(W u + b, y) + (lambda / 2) ||W||_F^2,   u = (phi - m) / s,
+
+    (m, s: the training features' mean and standard deviation, s >= 1e-6, as :func:`hw5.training.probe.
+    train_probe` standardises) at the probe, unfolded back into standardised coordinates (W = W' s,
+    b = b' + W' m). Returns ``objective`` J, ``grad_max`` max |dJ/dtheta| (the quantity L-BFGS's
+    ``tolerance_grad`` stops on) and ``grad_norm`` ||dJ/dtheta||_2; at the exact optimum both are 0."""
+    features = features.detach().float()
+    device = features.device
+    mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
+    u = (features - mean) / std
+    weight = (probe.weight.detach().to(device) * std).requires_grad_(True)
+    bias = (probe.bias.detach().to(device) + probe.weight.detach().to(device) @ mean).requires_grad_(True)
+    with torch.enable_grad():
+        objective = (torch.nn.functional.cross_entropy(u @ weight.T + bias, labels.to(device))
+                     + 0.5 * penalty * weight.pow(2).sum())
+        grads = torch.autograd.grad(objective, (weight, bias))
+    flat = torch.cat([g.flatten() for g in grads])
+    return {"objective": objective.item(), "grad_max": flat.abs().max().item(), "grad_norm": flat.norm().item()}

@@ -72,34 +72,43 @@ def training_curves(history: Mapping[str, Any], smooth: int = 50) -> Figure:
     return fig
 
 
-def class_fractions_figure(fractions: Sequence[float], reference: Sequence[float] | None = None) -> Figure:
-    """Bar chart of the fraction of samples the classifier assigns to each digit (reference: test set)."""
-    fig, ax = plt.subplots(figsize=(6, 2.8))
+def class_fractions_figure(fractions: Sequence[float], reference: Sequence[float] | None = None,
+                           reference_label: str = "MNIST test images, as the classifier reads them",
+                           title: str = "Share of the samples the MNIST classifier reads as each digit") -> Figure:
+    """Bar chart of the fraction of samples the classifier assigns to each digit, beside ``reference`` (e.g.
+    the same classifier's predictions on the test set, labelled ``reference_label``)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.0))
     digits = np.arange(len(fractions))
     ax.bar(digits - 0.2, fractions, width=0.4, label="GAN samples")
     if reference is not None:
-        ax.bar(digits + 0.2, reference, width=0.4, label="MNIST test set", alpha=0.7)
+        ax.bar(digits + 0.2, reference, width=0.4, label=reference_label, alpha=0.7)
     ax.set_xticks(digits)
-    ax.set_xlabel("predicted digit")
+    ax.set_xlabel("digit predicted by the classifier")
     ax.set_ylabel("fraction")
-    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    tallest = max(list(fractions) + (list(reference) if reference is not None else []))
+    ax.set_ylim(0, 1.35 * tallest)  # room above the bars for the legend
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 
 
 def loss_comparison_figure(histories: Mapping[str, Mapping[str, Any]], samples: Mapping[str, torch.Tensor],
-                           smooth: int = 10) -> Figure:
-    """The generator losses side by side: mean D(G(z)) per step (left, smoothed over ``smooth`` steps) and a
-    grid of samples of each run (right), one row per entry of ``histories``/``samples``."""
-    fig = plt.figure(figsize=(12, 1.1 + 1.3 * len(samples)))
-    grid = fig.add_gridspec(len(samples), 2, width_ratios=(1, 1.3))
+                           smooth: int = 10, ncol: int = 6) -> Figure:
+    """The generator losses side by side: mean D(G(z)) over each batch of fakes, per step (left, smoothed over
+    ``smooth`` steps), and the samples of each run after training (right, ``ncol`` per row), one panel per
+    entry of ``histories``/``samples``; their keys are the legend's and panels' labels."""
+    rows = max(-(-len(images) // ncol) for images in samples.values())
+    fig = plt.figure(figsize=(12, 0.9 + (1.0 * rows + 0.4) * len(samples)))
+    grid = fig.add_gridspec(len(samples), 2, width_ratios=(1.4, 1))
     curves = fig.add_subplot(grid[:, 0])
-    plot_curves(curves, {name: h["d_fake"] for name, h in histories.items()}, smooth=smooth, xlabel="step",
-                ylabel="mean $D(G(z))$", title="How often D is fooled, per step", raw_alpha=0.15)
+    plot_curves(curves, {name: h["d_fake"] for name, h in histories.items()}, smooth=smooth, xlabel="training step",
+                ylabel="mean $D(G(z))$ over the batch",
+                title="Mean discriminator output on the generated images, per step", raw_alpha=0.15)
     curves.set_ylim(0, 1)
     for row, (name, images) in enumerate(samples.items()):
         ax = fig.add_subplot(grid[row, 1])
-        show_grid(images, ncol=12, ax=ax, title=name)
+        show_grid(images, ncol=ncol, ax=ax, title=f"samples after training: {name}")
     fig.tight_layout()
     return fig

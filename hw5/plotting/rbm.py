@@ -49,13 +49,17 @@ def reconstructions_by_hidden_figure(shown: Mapping[int, Mapping[str, torch.Tens
 def filters_figure(weights: torch.Tensor, ncol: int = 16, title: str | None = None, cell: float = 0.7) -> Figure:
     """Rows of W (F, 784) as 28x28 images, each on its own symmetric scale: filter j is divided by
     max_i |W_ji| (red > 0, blue < 0, white 0), so the colour bar runs from -max|W_j| to +max|W_j| of each
-    filter; the range of those scales is written under the bar. ``cell`` inches per filter."""
+    filter; the range of those scales is written under the bar. Filters are separated by grey gaps.
+    ``cell`` inches per filter."""
     w = weights.detach().float().cpu().view(-1, 28, 28)  # (F, 784) -> (F, 28, 28)
     scale = w.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-    grid = tile(w / scale * 0.5 + 0.5, ncol, pad_value=0.5)  # each filter mapped to [0, 1], 0 -> 0.5
+    # each filter mapped to [0, 1], 0 -> 0.5 (white); the gaps between tiles are NaN, drawn grey, so that
+    # neighbouring filters do not run into each other (white would merge with their zero weights)
+    grid = tile(w / scale * 0.5 + 0.5, ncol, pad_value=float("nan"))
     nrow = -(-w.shape[0] // ncol)
     fig, ax = plt.subplots(figsize=(cell * min(ncol, w.shape[0]) + 1.6, cell * nrow + 0.7), layout="constrained")
-    image = ax.imshow(grid, cmap="RdBu_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.45")
+    image = ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     bar = fig.colorbar(image, ax=ax, fraction=0.04 if nrow > 2 else 0.06, pad=0.02, ticks=[0.0, 0.5, 1.0])
     bar.ax.set_yticklabels([r"$-\max_i|W_{ji}|$", "0", r"$+\max_i|W_{ji}|$"], fontsize=8)
