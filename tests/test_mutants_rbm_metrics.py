@@ -195,3 +195,10 @@ def test_chain_seconds_is_a_positive_time_per_call(monkeypatch):
 def test_derivation_checks_are_tiny_for_the_true_formulas():
     checks = metrics.derivation_checks()
     assert len(checks) == 3 and all(0 <= value < 1e-6 for value in checks.values())
+    # each number is labelled with the formula it checks (the notebook prints the labels)
+    formulas = ["p(h_j=1|v) = sigmoid(alpha_j + sum_i W_ij v_i / sigma_i)",
+                "p(v_i=x|h) = N(x; b_i + sigma_i sum_j W_ij h_j, sigma_i^2)",
+                "FE(v) = sum_i (v_i-b_i)^2/(2 sigma_i^2) - sum_j softplus(a_j(v))"]
+    assert [key.split(", against")[0] for key in checks] == formulas
+    assert [key.split(", against ")[1] for key in checks] == [
+        "the sum over 2^F states", "exp(-E) / its integral", "-log sum_h exp(-E)"]
