@@ -74,3 +74,33 @@ def test_vae_loss_is_the_negative_elbo_by_default():
     assert out["kl"].item() == pytest.approx(kl.item(), rel=1e-5)
     assert out["loss"].item() == pytest.approx(out["neg_elbo"].item(), rel=1e-6)
     assert out["loss"].item() == pytest.approx((out["recon"] + kl).item(), rel=1e-5)
+
+
+def test_inception_score_splits_boundaries_and_spread():
+    """IS per split = exp(mean_x KL(p(y|x) || p_split(y))); (mean, unbiased std) over the splits, std 0 for one
+    split; N = splits is enough; 10 splits by default."""
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.softmax(3 * torch.randn(10, 4, generator=gen), 1).double()
+
+    def split_is(chunk: torch.Tensor) -> float:
+        marginal = chunk.mean(0)
+        return float(torch.exp((chunk * (chunk.log() - marginal.log())).sum(1).mean()))
+
+    halves = [split_is(probs[:5]), split_is(probs[5:])]
+    mean, std = inception_score(probs, splits=2)
+    assert mean == pytest.approx(sum(halves) / 2, rel=1e-9)
+    assert std == pytest.approx(abs(halves[0] - halves[1]) / 2 ** 0.5, rel=1e-9)
+    assert inception_score(probs, splits=1) == pytest.approx((split_is(probs), 0.0), rel=1e-9)
+    assert inception_score(probs[:4], splits=4)[0] == pytest.approx(1.0)  # one image per split: KL = 0
+    assert inception_score(probs) == pytest.approx(inception_score(probs, 10))
+    with pytest.raises(ValueError):
+        inception_score(probs[:3], splits=4)
+
+
+def test_a_callback_is_called_with_each_epoch_number():
+    from hw5.training.loop import Callback
+
+    started: list[int] = []
+    hook = Callback(on_epoch_start=started.append)
+    hook.epoch_start(1), hook.epoch_start(2)
+    assert started == [1, 2]

@@ -112,7 +112,7 @@ def test_sweep_winner_is_the_first_candidate_with_the_lowest_value_anywhere_on_i
     assert metrics.sweep_winner({"a": [5.0, 3.0, 4.0], "b": [3.5, 3.2], "c": [9.0, 2.0, 8.0]}) == "c"
     assert metrics.sweep_winner({"a": [3.0, 1.0], "b": [1.0], "c": [2.0]}) == "a"  # a tie: the first
     for bad in ({}, {"a": [1.0], "b": []}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="a sweep needs at least one candidate"):
             metrics.sweep_winner(bad)
 
 
@@ -166,3 +166,78 @@ def test_interpolation_rows_hold_both_images_around_the_path_for_every_model_and
     # the C-VAE's path starts at class 1's decoded mean and ends at class 2's
     torch.testing.assert_close(rows["C-VAE: one -> two"][1], torch.sigmoid(fixed_logits(cvae, 1)).view(1, 28, 28))
     torch.testing.assert_close(rows["C-VAE: one -> two"][4], torch.sigmoid(fixed_logits(cvae, 2)).view(1, 28, 28))
+
+
+def random_vae(conditional: bool = False):
+    torch.manual_seed(0)
+    return VAEConfig(conditional=conditional).build().eval()
+
+
+def test_negative_elbo_is_the_seeded_one_sample_estimate_computed_in_batches_of_the_size_asked_for():
+    """recon = mean_x BCE(decode(mu + sigma eps)), eps drawn batch after batch from a generator seeded with
+    ``seed`` (0 by default), one draw per image by default; the encoder sees batches of ``batch_size``."""
+    model = random_vae()
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    c = torch.zeros(5, dtype=torch.long)
+
+    def by_hand(seed: int, batch_size: int) -> float:
+        gen, total = torch.Generator().manual_seed(seed), 0.0
+        with torch.no_grad():
+            for i in range(0, 5, batch_size):
+                xb = x[i:i + batch_size].view(-1, 784)
+                h = torch.relu(model.fc1(xb))
+                mu, logvar = model.fc21(h), model.fc22(h)
+                z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * logvar)
+                total += bernoulli_loss(model.fc4(torch.relu(model.fc3(z))), xb).sum().item()
+        return total / 5
+
+    seen: list[int] = []
+    encode = model.encode
+    model.encode = lambda xb, cb: seen.append(xb.shape[0]) or encode(xb, cb)
+    got = metrics.negative_elbo(model, x, c, seed=3, batch_size=2)
+    assert seen == [2, 2, 1]
+    assert got["recon"] == pytest.approx(by_hand(3, 2), rel=1e-5)
+    assert got["recon"] != pytest.approx(by_hand(4, 2), rel=1e-5)
+    assert metrics.negative_elbo(model, x, c)["recon"] == pytest.approx(by_hand(0, 5), rel=1e-5)
+    seen.clear()
+    metrics.negative_elbo(model, torch.rand(1001, 1, 28, 28), torch.zeros(1001, dtype=torch.long))
+    assert seen == [1000, 1]  # the default batch
+
+
+def test_iwae_bound_is_minus_the_mean_of_the_per_image_bounds_with_the_same_seed_and_chunks():
+    from hw5.metrics.vae import iwae_log_likelihoods
+
+    model = random_vae()
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    c = torch.zeros(4, dtype=torch.long)
+    for seed, rows in ((0, 16384), (5, 16384), (5, 3)):
+        expected = -iwae_log_likelihoods(model, x, c, 7, seed=seed, rows_per_chunk=rows).mean().item()
+        assert metrics.iwae_bound(model, x, c, 7, seed=seed, rows_per_chunk=rows) == pytest.approx(expected, rel=1e-6)
+    assert metrics.iwae_bound(model, x, c, 7) == pytest.approx(
+        -iwae_log_likelihoods(model, x, c, 7, seed=0).mean().item(), rel=1e-6)
+    assert metrics.iwae_bound(model, x, c, 7, seed=5) != pytest.approx(metrics.iwae_bound(model, x, c, 7), rel=1e-6)
+    assert metrics.iwae_bound(model, x, c, 7, seed=5, rows_per_chunk=3) != pytest.approx(
+        metrics.iwae_bound(model, x, c, 7, seed=5), rel=1e-6)
+
+
+class FirstPixels(nn.Module):
+    """A 'classifier' whose logits are an image's first 10 pixels: its verdict depends on the image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, :10]
+
+
+def test_prior_class_shares_judge_the_seeded_prior_samples():
+    model = random_vae()
+    with torch.no_grad():
+        model.fc4.bias.zero_()
+    samples = model.sample(40, generator=torch.Generator().manual_seed(3))
+    expected = torch.bincount(samples.flatten(1)[:, :10].argmax(1), minlength=10).double() / 40
+    assert metrics.prior_class_shares(model, FirstPixels(), 40, seed=3) == pytest.approx(expected.tolist())
+    default = torch.bincount(model.sample(40, generator=torch.Generator().manual_seed(0)).flatten(1)[:, :10]
+                             .argmax(1), minlength=10).double() / 40
+    assert metrics.prior_class_shares(model, FirstPixels(), 40) == pytest.approx(default.tolist())
+    assert expected.tolist() != default.tolist()
+    assert len(metrics.prior_class_shares(model, FirstPixels(), 1)) == 10
+    with pytest.raises(ValueError, match="n must be"):
+        metrics.prior_class_shares(model, FirstPixels(), 0)
