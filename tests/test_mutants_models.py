@@ -104,3 +104,6 @@ def test_a_callback_is_called_with_each_epoch_number():
     hook = Callback(on_epoch_start=started.append)
     hook.epoch_start(1), hook.epoch_start(2)
     assert started == [1, 2]
+    ended = Callback(on_epoch_end=lambda epoch, log, history: {"seen": f"{epoch} {log} {sorted(history)}"})
+    assert ended.epoch_end(3, "log", {"a": 1}) == {"seen": "3 log ['a']"}
+    assert Callback().epoch_end(3, "log", {}) is None
