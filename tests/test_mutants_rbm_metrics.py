@@ -75,6 +75,7 @@ def test_meanfield_and_one_step_chain_mse_are_the_pixel_mse_over_batches_by_hand
 
 def test_reconstruct_returns_the_batches_the_mse_counted_as_images():
     model = tiny_rbm()
+    model.gibbs_steps = 3  # the one step asked for, not the model's three
     x = images(5)
     parts = metrics.reconstruct(model, x, batch_size=2, seed=3, gibbs_steps=1)
     assert set(parts) == {"original", "chain", "meanfield"}
@@ -89,6 +90,21 @@ def test_reconstruct_returns_the_batches_the_mse_counted_as_images():
     np.testing.assert_allclose(parts["chain"].flatten(1).double().numpy(), chain, atol=1e-5)
     mse = metrics.reconstruction_mse(model, x, batch_size=2, seed=3, gibbs_steps=1)
     assert mse["chain"] == pytest.approx(((chain - flat) ** 2).mean(), rel=1e-5)
+
+
+def test_reconstruct_defaults_to_batches_of_128_and_seed_0():
+    model = tiny_rbm()
+    x = images(130)
+    parts = metrics.reconstruct(model, x)
+    flat = x.flatten(1).double().numpy()
+    gen = torch.Generator().manual_seed(0)
+    for start in (0, 128):  # batches of 128 and 2, each standardised on its own
+        batch = flat[start:start + 128]
+        got = slice(start, start + batch.shape[0])
+        np.testing.assert_allclose(parts["meanfield"][got].flatten(1).double().numpy(),
+                                   by_hand_meanfield(model, batch), atol=1e-5)
+        np.testing.assert_allclose(parts["chain"][got].flatten(1).double().numpy(),
+                                   by_hand_chain_k1(model, batch, gen), atol=1e-5)
 
 
 def test_the_model_default_chain_length_and_the_sampler_choice_are_passed_on():
