@@ -218,3 +218,18 @@ def test_derivation_checks_are_tiny_for_the_true_formulas():
     assert [key.split(", against")[0] for key in checks] == formulas
     assert [key.split(", against ")[1] for key in checks] == [
         "the sum over 2^F states", "exp(-E) / its integral", "-log sum_h exp(-E)"]
+
+
+def test_the_table_helpers_default_to_batches_of_128_and_seed_0():
+    model = tiny_rbm()
+    # images of very different brightness, so that which batch an image is standardised in shows
+    x = images(130) * torch.linspace(0.05, 1.0, 130).view(130, 1, 1, 1)
+    flat = x.flatten(1).double().numpy()
+    gen = torch.Generator().manual_seed(0)
+    chain = np.concatenate([by_hand_chain_k1(model, flat[s:s + 128], gen) for s in (0, 128)])
+    meanfield = np.concatenate([by_hand_meanfield(model, flat[s:s + 128]) for s in (0, 128)])
+    chain_mse, meanfield_mse = ((chain - flat) ** 2).mean(), ((meanfield - flat) ** 2).mean()
+    assert metrics.mse_by_gibbs_steps(model, x, [1])[1] == pytest.approx(chain_mse, rel=1e-5)
+    row = metrics.mse_row(model, x, x)
+    assert row == pytest.approx({"train_mse": chain_mse, "test_mse": chain_mse, "train_mse_meanfield": meanfield_mse,
+                                 "test_mse_meanfield": meanfield_mse}, rel=1e-5)
