@@ -233,3 +233,21 @@ def test_the_table_helpers_default_to_batches_of_128_and_seed_0():
     row = metrics.mse_row(model, x, x)
     assert row == pytest.approx({"train_mse": chain_mse, "test_mse": chain_mse, "train_mse_meanfield": meanfield_mse,
                                  "test_mse_meanfield": meanfield_mse}, rel=1e-5)
+
+
+def test_pca_takes_one_component_and_names_bad_train_images():
+    train = images(20)
+    mean, vectors = metrics.pca_fit(train, 1)
+    assert vectors.shape == (D, 1)
+    centred = train.flatten(1).double().numpy() - mean.numpy()
+    top = np.linalg.svd(centred, full_matrices=False)[2][0]
+    assert abs(float(vectors[:, 0].numpy() @ top)) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match=r"\btrain_images\b"):
+        metrics.pca_fit(train * 2, 1)  # floats outside [0, 1]
+
+
+def test_mse_table_defaults_to_batches_of_128_and_seed_0():
+    model = tiny_rbm()
+    x = images(130) * torch.linspace(0.05, 1.0, 130).view(130, 1, 1, 1)
+    table = metrics.mse_table({3: model}, x, x)
+    assert table.rows[3] == metrics.mse_row(model, x, x, batch_size=128, seed=0)
