@@ -83,7 +83,8 @@ def main(root: Path) -> int:
     for p in problems:
         print(p)
     if problems:
-        print(f"{len(problems)} mutant(s) neither killed nor listed in tests/mutation_equivalents.txt")
+        print(f"{len(problems)} problem(s): mutants neither killed nor listed in tests/mutation_equivalents.txt, "
+              "or listed ones that no longer survive")
         return 1
     return 0
 
