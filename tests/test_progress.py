@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_execute_notebook
 import torch
 
 from hw5.models.classifier import ClassifierConfig
@@ -23,15 +24,7 @@ from hw5.training.loop import progress
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load_runner():
-    spec = importlib.util.spec_from_file_location("execute_notebook", REPO / "scripts" / "execute_notebook.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["execute_notebook"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = _load_runner()
+runner = load_execute_notebook()
 
 # tqdm's bar: "n/total [elapsed<remaining, rate" (times mm:ss; "?" before a rate is known)
 BAR = re.compile(r"(\d+)/(\d+) \[(\d\d:\d\d)<(\d\d:\d\d|\?), +([\d.]+|\?)(it/s|s/it)")

@@ -16,20 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_execute_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = sorted((REPO / "notebooks").glob("problem*_*.ipynb"))
 
 
-def _load_runner():
-    spec = importlib.util.spec_from_file_location("execute_notebook", REPO / "scripts" / "execute_notebook.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["execute_notebook"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = _load_runner()
+runner = load_execute_notebook()
 
 PROVENANCE = {"mode": "shipped", "device": "cpu (test)", "torch": "2.13.0+cpu", "commit": "0" * 40}
 
