@@ -4,7 +4,6 @@ scripts/execute_notebook.py follows that file on the terminal while nothing of i
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os

@@ -7,7 +7,6 @@ import)."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import os
