@@ -274,7 +274,8 @@ def _reproduce_sandbox(tmp_path: Path) -> Path:
     (tmp_path / "scripts" / "install.sh").write_text("touch installed\n")
     python = tmp_path / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
-    python.write_text('#!/bin/sh\nfor a; do case "$a" in *.ipynb) echo "$a" >> executed ;; '
+    python.write_text('#!/bin/sh\necho "quick=$HW5_QUICK shipped=$HW5_USE_SHIPPED" >> modes\n'
+                      'for a; do case "$a" in *.ipynb) echo "$a" >> executed ;; '
                       '*) printf "%s " "$a" >> options ;; esac; done\n')
     python.chmod(0o755)
     _problem_notebooks(tmp_path / "notebooks", "problem1_a.ipynb", "problem2_b.ipynb", "problem4_x.ipynb",
@@ -282,9 +283,10 @@ def _reproduce_sandbox(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _reproduce(box: Path, *args: str) -> subprocess.CompletedProcess:
+def _reproduce(box: Path, *args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """reproduce.sh in ``box``; the stand-in python also records the mode it was given (in ``modes``)."""
     return subprocess.run(["bash", "scripts/reproduce.sh", *args], cwd=box, capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env=environ)
 
 
 def test_reproduce_runs_every_problem_notebook_it_finds_in_problem_order(tmp_path):
@@ -300,6 +302,23 @@ def test_reproduce_runs_every_problem_notebook_it_finds_in_problem_order(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert (box / "executed").read_text().split() == ["notebooks/problem4_x.ipynb", "notebooks/problem1_a.ipynb"]
     assert (box / "options").read_text().split() == ["scripts/execute_notebook.py"]  # full mode: in place
+
+
+def test_reproduce_mode_comes_from_its_arguments_not_from_the_shell(tmp_path):
+    box = _reproduce_sandbox(tmp_path)
+    inherited = {**os.environ, "HW5_QUICK": "1", "HW5_USE_SHIPPED": "1"}
+    proc = _reproduce(box, "1", environ=inherited)
+    assert proc.returncode == 0, proc.stderr
+    assert (box / "modes").read_text().split() == ["quick=0", "shipped=0"]
+    assert (box / "options").read_text().split() == ["scripts/execute_notebook.py"]  # full mode: in place
+    (box / "modes").unlink(), (box / "options").unlink()
+    proc = _reproduce(box, "--shipped", "1", environ={**os.environ, "HW5_QUICK": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert (box / "modes").read_text().split() == ["quick=0", "shipped=1"]
+    (box / "modes").unlink()
+    proc = _reproduce(box, "--quick", "1", environ={**os.environ, "HW5_QUICK": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert (box / "modes").read_text().split() == ["quick=1", "shipped=0"]
 
 
 def test_reproduce_refuses_a_problem_without_a_notebook_before_installing(tmp_path):
