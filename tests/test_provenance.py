@@ -49,19 +49,11 @@ def _stamped():
 
 # --- (a) the committed notebooks --------------------------------------------------------------------------------
 
-# Problem 1's notebook still holds its execution from before the runner existed (its re-execution is pending:
-# an hour of CPU for the widened 1.2 penalty grid). Strict: once it is re-executed and stamped, this mark fails and
-# must go.
-PENDING = {"problem1_gan.ipynb"}
-
-
 def test_there_are_committed_notebooks():
     assert COMMITTED, "no notebooks/problem*_*.ipynb found"
 
 
-@pytest.mark.parametrize("notebook", [pytest.param(p, id=p.name, marks=pytest.mark.xfail(
-    p.name in PENDING, reason="executed before the stamping runner; re-execution pending", strict=True))
-    for p in COMMITTED])
+@pytest.mark.parametrize("notebook", COMMITTED, ids=lambda p: p.name)
 def test_committed_notebooks_are_stamped_executions(notebook):
     """Every committed problem notebook was written by scripts/execute_notebook.py in full or shipped mode and
     not edited since. On failure the messages name the notebook, the cell and the command that re-executes it."""

@@ -91,7 +91,7 @@ def test_every_number_of_the_readmes_results_table_is_the_records():
 
 
 @pytest.mark.parametrize("old, new", [
-    ("**98.46%** test", "**98.47%** test"),  # a rounded result that is not the record's
+    ("**98.40%** test", "**98.41%** test"),  # a rounded result that is not the record's
     ("FD-classifier 12.7", "FD-classifier 12.9"),
     ("M = 64 0.0550 / 0.0571", "M = 64 0.0550 / 0.0561"),
     ("C-VAE 235.20", "C-VAE 235.2"),  # the record's number at another precision
