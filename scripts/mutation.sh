@@ -3,9 +3,11 @@
 #   bash scripts/mutation.sh            # mutate, test, print the per-module table; exit 1 on an unlisted survivor
 #   bash scripts/mutation.sh --summary  # only print the table of the last run
 # Configuration: [tool.mutmut] in pyproject.toml; equivalent mutants: tests/mutation_equivalents.txt.
-# One worker (--max-children 1) at low priority: the machine it was sized on has 2 shared cores. Results are
-# cached in mutants/ (git-ignored): a rerun tests only mutants of functions that changed; rm -rf mutants/ to
-# start afresh.
+# Two workers (MUTATION_WORKERS, default 2) of one thread each, at low priority: on a 2-core machine a test
+# process with 2 MKL/OpenMP threads slows down many times over as soon as the other core is busy (a float64
+# eigh of a 784 x 784 matrix: 0.2 s on 1 thread, 1-12 s on 2 threads beside another job). Results are cached in
+# mutants/ (git-ignored): a rerun tests only mutants of functions that changed (and, named on the command line,
+# `mutmut run NAME...` retests those mutants, e.g. survivors after a new test); rm -rf mutants/ to start afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -27,7 +29,7 @@ if [[ ${1:-} != --summary ]]; then
         ln -sfn "$d" "$link"
     done
     start=$(date +%s)
-    nice -n 10 "$MUTMUT" run --max-children "${MUTATION_WORKERS:-1}" || true
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 "$MUTMUT" run --max-children "${MUTATION_WORKERS:-2}" || true
     echo "mutmut run took $(( $(date +%s) - start )) s"
 fi
 "$PY" scripts/mutation_summary.py

@@ -77,3 +77,42 @@ def test_correct_counts_the_items_whose_top_class_is_their_label():
     assert correct(scores, torch.tensor([1, 0, 1, 0])) == 4
     assert correct(torch.tensor([2, 1, 0]), torch.tensor([2, 2, 2])) == 1
     assert isinstance(correct(scores, torch.tensor([0, 0, 0, 0])), int)
+
+
+class Drawn(Exception):
+    """Raised by :class:`SeedRecordingGAN` after its first draw: the samples are not needed."""
+
+
+class SeedRecordingGAN(NoiseGAN):
+    """A 'GAN' that records the seed of the generator it is asked to draw from, then stops the caller."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seeds: list[int] = []
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        self.seeds.append(generator.initial_seed())
+        raise Drawn
+
+
+def test_sample_quality_draws_its_first_chunk_from_seed_1_by_default():
+    real = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    gan = SeedRecordingGAN()
+    with pytest.raises(Drawn):
+        sample_quality(small_classifier(), gan, real, real, n_samples=1000)
+    assert gan.seeds == [0 + 1 + 0]  # seed + 1 + chunk index, seed 0 by default
+
+
+@pytest.mark.parametrize("n_samples, message", [
+    (0, "n_samples must be an integer >= 1, got 0"),
+    (-1000, "n_samples must be an integer >= 1, got -1000"),
+    (True, "n_samples must be an integer >= 1, got True"),
+    (1000.0, "n_samples must be an integer >= 1, got 1000.0"),
+    (1, "n_samples must be a positive multiple of 1000, got 1"),
+])
+def test_sample_quality_names_a_bad_number_of_samples_before_any_work(n_samples, message):
+    gan = SeedRecordingGAN()
+    with pytest.raises(ValueError) as error:
+        sample_quality(small_classifier(), gan, torch.zeros(0), torch.zeros(0), n_samples=n_samples)
+    assert str(error.value) == message
+    assert gan.seeds == []

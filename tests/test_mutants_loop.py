@@ -1,11 +1,17 @@
-"""Boundary cases of the runner's policies (fast: run by ``scripts/mutation.sh`` against
-``hw5/training/policies.py``)."""
+"""Boundary cases of the runner and its policies (fast: run by ``scripts/mutation.sh`` against
+``hw5/training/loop.py`` and ``hw5/training/policies.py``)."""
 
 from __future__ import annotations
 
+import io
 import math
 
+import pytest
+import torch
 from torch import nn
+from hw5.checkpoint import CheckpointError, read_sidecar, save_checkpoint
+from hw5.training.loop import Callback, Run, TrainingDiverged, commit, ensure_finite, fit, progress, resume
+from hw5.utils import epoch_seed
 from hw5.training.policies import EarlyStopping, KeepBest
 
 
@@ -29,3 +35,115 @@ def test_keep_best_shows_the_kept_score_and_epoch_on_the_progress_bar():
     assert hook.epoch_end(3, None, history) == {"kept": "2.50@2"}
     history["score"].append(math.nan)
     assert hook.epoch_end(4, None, history) == {"kept": "2.50@2"}
+
+
+# ---- the run folder's record of where a run ran, and the NaN guard's message -----------------------------------
+def _run(precision: str = "fp32") -> Run:
+    x = torch.zeros(4, 1)
+    return Run("toy", {"m": nn.Linear(1, 1)}, {}, {"width": 1}, 0, (x,), 2, ("loss",), precision=precision)
+
+
+def test_a_checkpoint_records_the_device_type_and_precision_it_was_trained_with(tmp_path):
+    commit(_run("bf16"), tmp_path, 1, {"loss": [0.5]})
+    assert read_sidecar(tmp_path)["environment"] == {"device": "cpu", "precision": "bf16"}
+
+
+def test_resume_continues_where_the_run_ran_and_refuses_another_environment(tmp_path):
+    commit(_run(), tmp_path, 2, {"loss": [0.5, 0.4]})
+    assert resume(_run(), tmp_path, 2) == (2, {"loss": [0.5, 0.4]})  # a finished run is read back, not refused
+    with pytest.raises(CheckpointError, match=r"trained with \{'device': 'cpu', 'precision': 'fp32'\} but this "
+                                              r"call would continue it with \{'device': 'cpu', 'precision': 'bf16'\}"):
+        resume(_run("bf16"), tmp_path, 2)
+    with pytest.raises(ValueError, match="already holds 2 epochs of this toy run, more than the 1 asked for"):
+        resume(_run(), tmp_path, 1)
+
+
+def test_a_checkpoint_without_a_recorded_environment_or_history_resumes_with_an_empty_history(tmp_path):
+    run = _run("bf16")
+    save_checkpoint(tmp_path, run.modules, run.config, {"epoch": 1})  # a folder written before either was recorded
+    assert resume(run, tmp_path, 3) == (1, {})
+
+
+@pytest.mark.parametrize("epoch, run_dir, kept", [
+    (3, "runs/x", "the last good checkpoint (end of epoch 2) is kept in runs/x"),
+    (2, "runs/x", "the last good checkpoint (end of epoch 1) is kept in runs/x"),
+    (1, "runs/x", "no checkpoint was written for this epoch"),
+    (3, None, "no checkpoint was written for this epoch"),
+])
+def test_the_nan_guard_says_which_checkpoint_was_kept(epoch, run_dir, kept):
+    with pytest.raises(TrainingDiverged) as caught:
+        ensure_finite(torch.tensor([1.0, math.inf, math.nan]), ("loss", "grad", "norm"), epoch, 7, run_dir)
+    assert str(caught.value) == (f"grad, norm became NaN/inf in epoch {epoch} by step 7; training stopped and "
+                                 f"{kept}. Lower the learning rate or change the seed, then resume or restart.")
+    ensure_finite(torch.tensor([1.0, 2.0]), ("loss", "grad"), epoch, 7, run_dir)  # finite values pass
+
+
+def test_keep_best_labels_its_progress_bar_value_best_by_default():
+    hook = KeepBest(nn.Linear(1, 1), nn.Linear(1, 1), lambda record: record["score"])
+    assert hook.epoch_end(1, None, {"score": [1.0]}) == {"best": "1.00@1"}
+
+
+# ---- one epoch as a step sees it --------------------------------------------------------------------------------
+def test_each_step_sees_its_epoch_index_step_count_and_the_epochs_generator_after_the_batch_order():
+    """The batch order is one randperm from a CPU generator seeded with epoch_seed(seed, epoch); the same
+    generator, advanced past that draw, is handed to the steps (and to the hooks after each step), apart from
+    the global generator."""
+    x = torch.arange(10.0).view(10, 1)
+    run = Run("toy", {}, {}, {"width": 1}, 7, (x,), 4, ("loss",))
+    seen, after = [], []
+
+    def step(batch, info):
+        torch.rand(3)  # a draw from the global generator (as dropout makes) leaves the epoch's generator alone
+        seen.append((info.epoch, info.index, info.steps, batch[0].flatten().tolist(),
+                     torch.rand(1, generator=info.generator).item()))
+        return {"loss": torch.zeros(())}
+
+    class Hook(Callback):
+        def after_step(self, info):
+            after.append((info.epoch, info.index))
+
+    fit(run, 2, step, history={}, hooks=[Hook()], show_progress=False)
+    expected = []
+    for epoch in (1, 2):
+        generator = torch.Generator().manual_seed(epoch_seed(7, epoch))
+        order = torch.randperm(10, generator=generator).tolist()
+        for index in range(3):  # ceil(10 / 4) steps: 4, 4, 2 images
+            expected.append((epoch, index, 3, [float(i) for i in order[4 * index:4 * index + 4]],
+                             torch.rand(1, generator=generator).item()))
+    assert seen == expected
+    assert after == [(e, i) for e in (1, 2) for i in range(3)]
+
+
+@pytest.mark.parametrize("bad_index, found_at", [(1, 3), (3, 5), (4, 5)])
+def test_the_nan_guard_looks_every_check_every_steps_and_after_the_last(bad_index, found_at):
+    """With 5 steps and check_every=3 the guard looks after steps 3 and 5 (the last)."""
+    run = Run("toy", {}, {}, {"width": 1}, 0, (torch.zeros(10, 1),), 2, ("loss",))
+
+    def step(batch, info):
+        return {"loss": torch.tensor(math.nan if info.index == bad_index else 0.0)}
+
+    with pytest.raises(TrainingDiverged, match=f"loss became NaN/inf in epoch 1 by step {found_at};"):
+        fit(run, 1, step, history={}, show_progress=False, check_every=3)
+
+
+@pytest.mark.parametrize("returned, got", [
+    (torch.zeros(1), "Tensor"),
+    ({"loss": torch.zeros(()), "grad": torch.zeros(())}, "['grad', 'loss']"),
+    ({"grad": torch.zeros(())}, "['grad']"),
+])
+def test_a_step_that_returns_other_values_is_told_what_it_returned(returned, got):
+    run = Run("toy", {}, {}, {"width": 1}, 0, (torch.zeros(4, 1),), 2, ("loss",))
+    with pytest.raises(ValueError) as caught:
+        fit(run, 1, lambda batch, info: returned, history={}, show_progress=False)
+    assert str(caught.value) == ("toy: a step must return a dict with one 0-d tensor for each of ['loss'] "
+                                 f"(Run.logged), got {got}")
+
+
+def test_the_progress_bar_goes_to_a_text_stream_and_anything_else_is_refused():
+    stream = io.StringIO()
+    bar = progress(4, 1, "toy", stream)
+    bar.update(1)
+    bar.close()
+    assert "toy" in stream.getvalue() and "2/4" in stream.getvalue()
+    with pytest.raises(TypeError, match="show_progress must be True, False or a text stream"):
+        progress(4, 0, "toy", "stderr")

@@ -220,15 +220,25 @@ def test_derivation_checks_are_tiny_for_the_true_formulas():
         "the sum over 2^F states", "exp(-E) / its integral", "-log sum_h exp(-E)"]
 
 
-def test_the_table_helpers_default_to_batches_of_128_and_seed_0():
-    model = tiny_rbm()
-    # images of very different brightness, so that which batch an image is standardised in shows
-    x = images(130) * torch.linspace(0.05, 1.0, 130).view(130, 1, 1, 1)
+def brightness_ramp_images() -> torch.Tensor:
+    """130 images of very different brightness, so that which batch an image is standardised in shows."""
+    return images(130) * torch.linspace(0.05, 1.0, 130).view(130, 1, 1, 1)
+
+
+def by_hand_mses_in_batches_of_128_seed_0(model: RBM, x: torch.Tensor) -> tuple[float, float]:
+    """The one-step chain's and the mean-field reconstruction's MSE of ``x`` in batches of 128 and 2, the
+    chain's draws from a generator seeded with 0."""
     flat = x.flatten(1).double().numpy()
     gen = torch.Generator().manual_seed(0)
     chain = np.concatenate([by_hand_chain_k1(model, flat[s:s + 128], gen) for s in (0, 128)])
     meanfield = np.concatenate([by_hand_meanfield(model, flat[s:s + 128]) for s in (0, 128)])
-    chain_mse, meanfield_mse = ((chain - flat) ** 2).mean(), ((meanfield - flat) ** 2).mean()
+    return ((chain - flat) ** 2).mean(), ((meanfield - flat) ** 2).mean()
+
+
+def test_the_table_helpers_default_to_batches_of_128_and_seed_0():
+    model = tiny_rbm()
+    x = brightness_ramp_images()
+    chain_mse, meanfield_mse = by_hand_mses_in_batches_of_128_seed_0(model, x)
     assert metrics.mse_by_gibbs_steps(model, x, [1])[1] == pytest.approx(chain_mse, rel=1e-5)
     row = metrics.mse_row(model, x, x)
     assert row == pytest.approx({"train_mse": chain_mse, "test_mse": chain_mse, "train_mse_meanfield": meanfield_mse,
@@ -246,8 +256,105 @@ def test_pca_takes_one_component_and_names_bad_train_images():
         metrics.pca_fit(train * 2, 1)  # floats outside [0, 1]
 
 
-def test_mse_table_defaults_to_batches_of_128_and_seed_0():
+def test_mse_table_defaults_to_batches_of_128_and_seed_0(monkeypatch):
+    train = brightness_ramp_images()
+    test = train.flip(0)  # the same images, batched differently
+    pca_calls = []
+
+    def fake_pca(fit_on, images, components):
+        # the PCA (a 784 x 784 float64 eigendecomposition, seconds on a busy CPU) has tests of its own
+        pca_calls.append((fit_on, images, components))
+        return {m: 1.0 if images is train else 2.0 for m in components}
+
+    monkeypatch.setattr(metrics, "pca_reconstruction_mse", fake_pca)
     model = tiny_rbm()
-    x = images(130) * torch.linspace(0.05, 1.0, 130).view(130, 1, 1, 1)
-    table = metrics.mse_table({3: model}, x, x)
-    assert table.rows[3] == metrics.mse_row(model, x, x, batch_size=128, seed=0)
+    train_chain, train_meanfield = by_hand_mses_in_batches_of_128_seed_0(model, train)
+    test_chain, test_meanfield = by_hand_mses_in_batches_of_128_seed_0(model, test)
+    table = metrics.mse_table({3: model}, train, test)
+    assert table.rows[3] == pytest.approx({"train_mse": train_chain, "test_mse": test_chain,
+                                           "train_mse_meanfield": train_meanfield,
+                                           "test_mse_meanfield": test_meanfield}, rel=1e-5)
+    assert test_chain != pytest.approx(train_chain, rel=1e-3)
+    name = {id(train): "train", id(test): "test"}
+    assert sorted((name.get(id(fit_on)), name.get(id(images)), components) for fit_on, images, components in pca_calls
+                  ) == [("train", "test", [3]), ("train", "train", [3])]  # both fitted on train, with M components
+    assert (table.pca_train, table.pca_test) == ({3: 1.0}, {3: 2.0})
+
+
+# --- derivation_checks against brute force, with a known mistake planted in the model ---------------------
+
+# the documented sigma of the tiny check RBM, as the RBM stores it (a float32 buffer, 1.3 rounded)
+SIGMA = np.array([0.5, 1.3, 2.0], dtype=np.float32).astype(np.float64)
+ALL_H = np.array([[(n >> j) & 1 for j in range(4)] for n in range(16)], dtype=np.float64)  # all 2^4 h
+GRID = np.linspace(-25, 25, 20001)  # derivation_checks' integration grid
+
+
+class SigmaForgottenRBM(RBM):
+    """The three Problem 2.1 formulas with sigma forgotten, a typical derivation slip; energy() is the true one."""
+
+    def p_h_given_v(self, v):
+        return torch.sigmoid(self.alpha + v @ self.W.t())
+
+    def free_energy(self, v, reduction="mean"):
+        return ((v - self.b) ** 2).sum(1) / 2 - torch.nn.functional.softplus(self.alpha + v @ self.W.t()).sum(1)
+
+    def mean_v_given_h(self, h):
+        return self.b + h @ self.W
+
+
+class CoupledVisiblesRBM(RBM):
+    """An energy with a v_0 v_1 coupling, under which p(v_0 | h) and p(v_1 | h) depend on the other visible."""
+
+    COUPLING = 0.7
+
+    def energy(self, v, h):
+        return super().energy(v, h) + self.COUPLING * v[:, 0] * v[:, 1]
+
+
+def seeded_tiny_rbm(seed: int) -> tuple[np.ndarray, ...]:
+    """W (4, 3), b, alpha and the 5 test points v (5, 3): float64 normals drawn in this order from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(shape, generator=gen, dtype=torch.float64).numpy()
+                 for shape in ((4, 3), (3,), (4,), (5, 3)))
+
+
+def normal_pdf(x, mean, sd):
+    return np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+
+
+def by_hand_errors_of_forgotten_sigma(seed: int) -> list[float]:
+    """The largest errors of the sigma-forgotten formulas, by brute force over the 16 hidden states (p(h|v),
+    FE) and on the grid against the exact conditional N(x; b_i + sigma_i (W^T h)_i, sigma_i^2) (p(v|h))."""
+    W, b, alpha, v = seeded_tiny_rbm(seed)
+    energy = -((ALL_H @ W) @ (v / SIGMA).T - (((v - b) / SIGMA) ** 2).sum(1) / 2 + (ALL_H @ alpha)[:, None])  # (16, 5)
+    weights = np.exp(-energy)
+    p_h = np.abs(1 / (1 + np.exp(-(alpha + v @ W.T))) - (weights.T @ ALL_H) / weights.sum(0)[:, None]).max()
+    fe = np.abs(((v - b) ** 2).sum(1) / 2 - np.logaddexp(0, alpha + v @ W.T).sum(1) + np.log(weights.sum(0))).max()
+    p_v = max(np.abs(normal_pdf(GRID[:, None], b[i] + SIGMA[i] * (ALL_H @ W)[:, i], SIGMA[i])
+                     - normal_pdf(GRID[:, None], b[i] + (ALL_H @ W)[:, i], SIGMA[i])).max() for i in range(3))
+    return [p_h, p_v, fe]
+
+
+def test_derivation_checks_report_the_brute_force_size_of_a_forgotten_sigma(monkeypatch):
+    monkeypatch.setattr(metrics, "RBM", SigmaForgottenRBM)
+    torch.manual_seed(123)  # the checks draw from their own seeded generator, not the global one
+    # seed 2: a 6th test point would have larger p(h|v) and FE errors than the first 5
+    for got, seed in ((metrics.derivation_checks(), 0), (metrics.derivation_checks(seed=2), 2)):
+        expected = by_hand_errors_of_forgotten_sigma(seed)
+        assert list(got.values()) == pytest.approx(expected, rel=1e-12)
+        assert min(expected) > 0.1  # each planted mistake is caught
+
+
+def test_the_p_v_check_holds_the_other_visibles_at_the_first_test_point(monkeypatch):
+    monkeypatch.setattr(metrics, "RBM", CoupledVisiblesRBM)
+    got = list(metrics.derivation_checks(seed=1).values())
+    W, b, alpha, v = seeded_tiny_rbm(1)
+    c = CoupledVisiblesRBM.COUPLING
+    mean = b + SIGMA * (ALL_H @ W)  # (16, 3): the formula's conditional means
+    # with the other visible fixed at v[0], the true p(v_i | h) is the formula's normal shifted by
+    # -c sigma_i^2 v[0, other] for i = 0, 1 (v_2 is not coupled)
+    p_v = max(np.abs(normal_pdf(GRID[:, None], mean[:, i] - c * SIGMA[i] ** 2 * v[0, 1 - i], SIGMA[i])
+                     - normal_pdf(GRID[:, None], mean[:, i], SIGMA[i])).max() for i in (0, 1))
+    assert got[1] == pytest.approx(p_v, rel=1e-12)
+    assert got[2] == pytest.approx(np.abs(c * v[:, 0] * v[:, 1]).max(), rel=1e-12)  # FE misses the coupling
+    assert got[0] < 1e-12  # p(h | v) is unaffected: the coupling does not involve h

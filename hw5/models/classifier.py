@@ -60,8 +60,8 @@ class LinearProbeConfig:
 def _block(c_in: int, c_out: int) -> nn.Sequential:
     """Two 3x3 same-padding convolutions with batch norm and ReLU, then 2x2 max-pooling (H, W halve)."""
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
         nn.MaxPool2d(2),
     )
 
@@ -81,7 +81,7 @@ class Classifier(Model):
         )
         self.to_features = nn.Sequential(
             nn.Flatten(),  # (B, 2width, 7, 7) -> (B, 2width*49)
-            nn.Linear(2 * width * 49, feature_dim), nn.ReLU(inplace=True),
+            nn.Linear(2 * width * 49, feature_dim), nn.ReLU(),
         )
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(feature_dim, num_classes))
 

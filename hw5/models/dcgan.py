@@ -64,18 +64,16 @@ class Generator(nn.Module):
 
     def __init__(self, latent_dim: int = 100) -> None:
         super().__init__()
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
-        self.latent_dim = latent_dim
+        self.latent_dim = checks.count("latent_dim", latent_dim, 1)
         self.project = nn.Linear(latent_dim, 256 * 7 * 7, bias=False)  # (B, 100) -> (B, 12544)
         self.body = nn.Sequential(
-            nn.BatchNorm2d(256), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(256), nn.ReLU(),
             nn.ConvTranspose2d(256, 128, 4, stride=2, padding=1, bias=False),  # 256x7x7 -> 128x14x14
-            nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(128), nn.ReLU(),
             nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1, bias=False),  # 128x14x14 -> 64x28x28
-            nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(64), nn.ReLU(),
             nn.Conv2d(64, 32, 3, stride=1, padding=1, bias=False),  # 64x28x28 -> 32x28x28
-            nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(32), nn.ReLU(),
             nn.Conv2d(32, 1, 3, stride=1, padding=1),  # 32x28x28 -> 1x28x28
             nn.Tanh(),
         )
@@ -94,13 +92,13 @@ class Discriminator(nn.Module):
         super().__init__()
         self.trunk = nn.Sequential(
             nn.Conv2d(1, 64, 4, stride=2, padding=1),  # 1x28x28 -> 64x14x14
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(64, 128, 4, stride=2, padding=1, bias=False),  # 64x14x14 -> 128x7x7
-            nn.BatchNorm2d(128), nn.LeakyReLU(0.2, inplace=True),
+            nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
             nn.Conv2d(128, 256, 3, stride=2, padding=1, bias=False),  # 128x7x7 -> 256x4x4
-            nn.BatchNorm2d(256), nn.LeakyReLU(0.2, inplace=True),
+            nn.BatchNorm2d(256), nn.LeakyReLU(0.2),
             nn.Conv2d(256, 512, 3, stride=1, padding=1, bias=False),  # 256x4x4 -> 512x4x4
-            nn.BatchNorm2d(512), nn.LeakyReLU(0.2, inplace=True),
+            nn.BatchNorm2d(512), nn.LeakyReLU(0.2),
         )
         self.final = nn.Linear(512 * 4 * 4, 1)  # the "final linear layer" that Problem 1.2 removes
         _init_dcgan(self)
