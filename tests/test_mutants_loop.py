@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 
 import pytest
 import torch
@@ -147,3 +148,47 @@ def test_the_progress_bar_goes_to_a_text_stream_and_anything_else_is_refused():
     assert "toy" in stream.getvalue() and "2/4" in stream.getvalue()
     with pytest.raises(TypeError, match="show_progress must be True, False or a text stream"):
         progress(4, 0, "toy", "stderr")
+
+
+def test_hooks_hear_each_epoch_start_and_the_history_times_each_epoch(tmp_path):
+    run = Run("toy", {"m": nn.Linear(1, 1)}, {}, {"width": 1}, 0, (torch.zeros(4, 1),), 2, ("loss",))
+    started = []
+
+    class Hook(Callback):
+        def epoch_start(self, epoch):
+            started.append(epoch)
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    history = fit(run, 3, lambda batch, info: {"loss": torch.zeros(())}, history={}, hooks=[Hook()],
+                  show_progress=False)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert started == [1, 2, 3]
+    assert len(history["epoch_seconds"]) == len(history["epoch_cpu_seconds"]) == 3
+    assert 0 <= sum(history["epoch_seconds"]) <= wall and 0 <= sum(history["epoch_cpu_seconds"]) <= cpu
+
+
+def test_a_nan_in_a_later_epoch_names_the_checkpoint_of_the_epoch_before(tmp_path):
+    run = Run("toy", {"m": nn.Linear(1, 1)}, {}, {"width": 1}, 0, (torch.zeros(4, 1),), 2, ("loss",))
+
+    def step(batch, info):
+        return {"loss": torch.tensor(math.nan if info.epoch == 2 else 0.0)}
+
+    with pytest.raises(TrainingDiverged, match=f"the last good checkpoint \\(end of epoch 1\\) is kept in {tmp_path}"):
+        fit(run, 3, step, history={}, run_dir=tmp_path, show_progress=False)
+
+
+def test_fit_checks_every_50_steps_and_draws_its_bar_on_stderr_by_default(capsys):
+    run = Run("toy", {}, {}, {"width": 1}, 0, (torch.zeros(60, 1),), 1, ("loss",))
+
+    def step(batch, info):
+        return {"loss": torch.tensor(math.nan if info.index == 0 else 0.0)}
+
+    with pytest.raises(TrainingDiverged, match="by step 50;"):
+        fit(run, 1, step, history={})
+    assert "toy" in capsys.readouterr().err
+
+
+def test_a_run_of_one_tensor_that_takes_no_step_says_why():
+    run = Run("toy", {}, {}, {"width": 1}, 0, (torch.zeros(4, 1),), 8, ("loss",), drop_last=True)
+    with pytest.raises(ValueError, match="toy: batch_size 8 is larger than the 4 training images"):
+        run.check_steps()
