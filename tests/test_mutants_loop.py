@@ -39,13 +39,16 @@ def test_keep_best_shows_the_kept_score_and_epoch_on_the_progress_bar():
 
 
 # ---- the run folder's record of where a run ran, and the NaN guard's message -----------------------------------
-def _run(precision: str = "fp32") -> Run:
-    x = torch.zeros(4, 1)
-    return Run("toy", {"m": nn.Linear(1, 1)}, {}, {"width": 1}, 0, (x,), 2, ("loss",), precision=precision)
+def _run(images: int = 4, batch_size: int = 2, *, seed: int = 0, precision: str = "fp32", drop_last: bool = False,
+         data: torch.Tensor | None = None) -> Run:
+    """A toy run: one linear module, ``images`` zero rows (or ``data``), logging "loss"."""
+    data = torch.zeros(images, 1) if data is None else data
+    return Run("toy", {"m": nn.Linear(1, 1)}, {}, {"width": 1}, seed, (data,), batch_size, ("loss",),
+               drop_last=drop_last, precision=precision)
 
 
 def test_a_checkpoint_records_the_device_type_and_precision_it_was_trained_with(tmp_path):
-    commit(_run("bf16"), tmp_path, 1, {"loss": [0.5]})
+    commit(_run(precision="bf16"), tmp_path, 1, {"loss": [0.5]})
     assert read_sidecar(tmp_path)["environment"] == {"device": "cpu", "precision": "bf16"}
 
 
@@ -54,13 +57,13 @@ def test_resume_continues_where_the_run_ran_and_refuses_another_environment(tmp_
     assert resume(_run(), tmp_path, 2) == (2, {"loss": [0.5, 0.4]})  # a finished run is read back, not refused
     with pytest.raises(CheckpointError, match=r"trained with \{'device': 'cpu', 'precision': 'fp32'\} but this "
                                               r"call would continue it with \{'device': 'cpu', 'precision': 'bf16'\}"):
-        resume(_run("bf16"), tmp_path, 2)
+        resume(_run(precision="bf16"), tmp_path, 2)
     with pytest.raises(ValueError, match="already holds 2 epochs of this toy run, more than the 1 asked for"):
         resume(_run(), tmp_path, 1)
 
 
 def test_a_checkpoint_without_a_recorded_environment_or_history_resumes_with_an_empty_history(tmp_path):
-    run = _run("bf16")
+    run = _run(precision="bf16")
     save_checkpoint(tmp_path, run.modules, run.config, {"epoch": 1})  # a folder written before either was recorded
     assert resume(run, tmp_path, 3) == (1, {})
 
@@ -90,7 +93,7 @@ def test_each_step_sees_its_epoch_index_step_count_and_the_epochs_generator_afte
     generator, advanced past that draw, is handed to the steps (and to the hooks after each step), apart from
     the global generator."""
     x = torch.arange(10.0).view(10, 1)
-    run = Run("toy", {}, {}, {"width": 1}, 7, (x,), 4, ("loss",))
+    run = _run(batch_size=4, seed=7, data=x)
     seen, after = [], []
 
     def step(batch, info):
@@ -118,7 +121,7 @@ def test_each_step_sees_its_epoch_index_step_count_and_the_epochs_generator_afte
 @pytest.mark.parametrize("bad_index, found_at", [(1, 3), (3, 5), (4, 5)])
 def test_the_nan_guard_looks_every_check_every_steps_and_after_the_last(bad_index, found_at):
     """With 5 steps and check_every=3 the guard looks after steps 3 and 5 (the last)."""
-    run = Run("toy", {}, {}, {"width": 1}, 0, (torch.zeros(10, 1),), 2, ("loss",))
+    run = _run(10)
 
     def step(batch, info):
         return {"loss": torch.tensor(math.nan if info.index == bad_index else 0.0)}
@@ -133,7 +136,7 @@ def test_the_nan_guard_looks_every_check_every_steps_and_after_the_last(bad_inde
     ({"grad": torch.zeros(())}, "['grad']"),
 ])
 def test_a_step_that_returns_other_values_is_told_what_it_returned(returned, got):
-    run = Run("toy", {}, {}, {"width": 1}, 0, (torch.zeros(4, 1),), 2, ("loss",))
+    run = _run()
     with pytest.raises(ValueError) as caught:
         fit(run, 1, lambda batch, info: returned, history={}, show_progress=False)
     assert str(caught.value) == ("toy: a step must return a dict with one 0-d tensor for each of ['loss'] "
@@ -151,7 +154,7 @@ def test_the_progress_bar_goes_to_a_text_stream_and_anything_else_is_refused():
 
 
 def test_hooks_hear_each_epoch_start_and_the_history_times_each_epoch(tmp_path):
-    run = Run("toy", {"m": nn.Linear(1, 1)}, {}, {"width": 1}, 0, (torch.zeros(4, 1),), 2, ("loss",))
+    run = _run()
     started = []
 
     class Hook(Callback):
@@ -168,7 +171,7 @@ def test_hooks_hear_each_epoch_start_and_the_history_times_each_epoch(tmp_path):
 
 
 def test_a_nan_in_a_later_epoch_names_the_checkpoint_of_the_epoch_before(tmp_path):
-    run = Run("toy", {"m": nn.Linear(1, 1)}, {}, {"width": 1}, 0, (torch.zeros(4, 1),), 2, ("loss",))
+    run = _run()
 
     def step(batch, info):
         return {"loss": torch.tensor(math.nan if info.epoch == 2 else 0.0)}
@@ -178,7 +181,7 @@ def test_a_nan_in_a_later_epoch_names_the_checkpoint_of_the_epoch_before(tmp_pat
 
 
 def test_fit_checks_every_50_steps_and_draws_its_bar_on_stderr_by_default(capsys):
-    run = Run("toy", {}, {}, {"width": 1}, 0, (torch.zeros(60, 1),), 1, ("loss",))
+    run = _run(60, 1)
 
     def step(batch, info):
         return {"loss": torch.tensor(math.nan if info.index == 0 else 0.0)}
@@ -189,6 +192,6 @@ def test_fit_checks_every_50_steps_and_draws_its_bar_on_stderr_by_default(capsys
 
 
 def test_a_run_of_one_tensor_that_takes_no_step_says_why():
-    run = Run("toy", {}, {}, {"width": 1}, 0, (torch.zeros(4, 1),), 8, ("loss",), drop_last=True)
+    run = _run(4, 8, drop_last=True)
     with pytest.raises(ValueError, match="toy: batch_size 8 is larger than the 4 training images"):
         run.check_steps()
