@@ -195,3 +195,39 @@ def test_a_run_of_one_tensor_that_takes_no_step_says_why():
     run = _run(4, 8, drop_last=True)
     with pytest.raises(ValueError, match="toy: batch_size 8 is larger than the 4 training images"):
         run.check_steps()
+
+
+def _zero_loss(batch, info):
+    return {"loss": torch.zeros(())}
+
+
+def test_fit_refuses_a_check_every_below_1_before_it_trains():
+    with pytest.raises(ValueError, match=r"^check_every must be an integer >= 1, got 0$"):
+        fit(_run(), 1, _zero_loss, history={}, show_progress=False, check_every=0)
+    assert fit(_run(), 1, _zero_loss, history={}, show_progress=False, check_every=1)["steps_per_epoch"] == 2
+
+
+def test_a_resumed_runs_bar_counts_the_steps_of_all_epochs_from_those_already_done(tmp_path):
+    """3 steps an epoch; 1 epoch done, 4 asked: the bar starts at 3 of 12 steps and ends at 12 of 12."""
+    fit(_run(6), 1, _zero_loss, history={}, run_dir=tmp_path, show_progress=False)
+    stream = io.StringIO()
+    fit(_run(6), 4, _zero_loss, history={}, run_dir=tmp_path, show_progress=stream)
+    states = [s for s in stream.getvalue().split("\r") if s.strip()]
+    assert " 3/12 " in states[0] and " 12/12 " in states[-1]
+
+
+@pytest.mark.parametrize("precision, fp32", [("tf32", "tf32"), ("fp32", "ieee"), ("bf16", "ieee")])
+def test_steps_run_with_deterministic_cudnn_and_tf32_only_for_a_tf32_run(precision, fp32, monkeypatch):
+    """What a step sees of CUDA's global fp32 settings (fixed by fit, restored after; no number on a CPU moves)."""
+    cuda, cudnn = torch.backends.cuda, torch.backends.cudnn
+    monkeypatch.setattr(cudnn, "deterministic", False)
+    monkeypatch.setattr(cudnn, "benchmark", True)
+    seen = set()
+
+    def step(batch, info):
+        seen.add((cuda.matmul.fp32_precision, cudnn.conv.fp32_precision, cudnn.deterministic, cudnn.benchmark))
+        return {"loss": torch.zeros(())}
+
+    fit(_run(precision=precision), 1, step, history={}, show_progress=False)
+    assert seen == {(fp32, fp32, True, False)}
+    assert (cudnn.deterministic, cudnn.benchmark) == (False, True)

@@ -1,7 +1,10 @@
 """Model and metric details the fast suite left open, each against a hand computation (fast: run by
-``scripts/mutation.sh`` against ``hw5/models/`` and ``hw5/metrics/gan.py``)."""
+``scripts/mutation.sh`` against ``hw5/models/`` and ``hw5/metrics/gan.py``). Device placement is checked on
+PyTorch's ``meta`` device, a second device on any machine."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -9,7 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from hw5.metrics.gan import class_fractions, inception_score, judge, sample_report
 from hw5.models.classifier import Classifier, ClassifierConfig, LinearProbeConfig
+from hw5.models.base import rand, randn
 from hw5.models.dcgan import DCGAN, DCGANConfig, Discriminator, Generator
+from hw5.models.rbm import RBM, RBMConfig, standardize
 from hw5.models.vae import VAE, VAEConfig, vae_loss
 
 
@@ -245,3 +250,172 @@ def test_classifier_dropout_is_a_probability_below_1():
     for bad, interval in ((-0.1, r"\[0, 1\)"), (1.0, r"\[0, 1\)"), (1.5, r"\[0, 1\)")):
         with pytest.raises(ValueError, match=f"ClassifierConfig.dropout must be a finite number in {interval}"):
             ClassifierConfig(dropout=bad)
+
+
+# ---- random draws: on the generator's device, then moved --------------------------------------------------------
+META = torch.device("meta")  # a second device on any machine (shapes and dtypes, no values): device bugs show on a CPU
+
+
+@pytest.mark.parametrize("draw, torch_draw", [(rand, torch.rand), (randn, torch.randn)])
+def test_draws_come_from_the_generators_device_and_land_on_the_device_asked(draw, torch_draw):
+    gen, twin = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    x = draw((2, 5), device=META, generator=gen, dtype=torch.float64)
+    assert x.device == META and x.dtype == torch.float64 and x.shape == (2, 5)
+    torch_draw((2, 5), generator=twin, dtype=torch.float64)  # drawn on the CPU generator, as here
+    assert torch.equal(gen.get_state(), twin.get_state())
+    before = torch.get_rng_state()  # no generator: the device's own; the CPU's global generator is untouched
+    y = draw((2, 5), device=META)
+    assert y.device == META and y.dtype == torch.float32 and torch.equal(torch.get_rng_state(), before)
+    got = draw((3,), device="cpu", generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert torch.equal(got, torch_draw((3,), generator=torch.Generator().manual_seed(4), dtype=torch.float64))
+
+
+# ---- the RBM: its config, samplers and chains ---------------------------------------------------------------------
+SIGMA_6 = (0.7, 1.0, 1.5, 0.9, 1.2, 2.0)
+
+
+def _rbm64(hidden: int = 3, seed: int = 0) -> RBM:
+    """A float64 RBM with D = 6 unequal sigmas and random weights and biases of order 1."""
+    gen = torch.Generator().manual_seed(seed)
+    rbm = RBM(RBMConfig(visible=6, hidden=hidden, sigma=SIGMA_6)).double()
+    with torch.no_grad():
+        rbm.W.copy_(torch.randn(hidden, 6, generator=gen, dtype=torch.float64) * 0.6)
+        rbm.b.copy_(torch.randn(6, generator=gen, dtype=torch.float64) * 0.5)
+        rbm.alpha.copy_(torch.randn(hidden, generator=gen, dtype=torch.float64) * 0.5)
+    return rbm
+
+
+def _v0(n: int = 64, seed: int = 9) -> torch.Tensor:
+    return torch.randn(n, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_rbm_config_sizes_start_at_1():
+    assert RBMConfig(visible=1, hidden=1, gibbs_steps=1).build().W.shape == (1, 1)
+    for name in ("visible", "hidden", "gibbs_steps"):
+        with pytest.raises(ValueError, match=rf"RBMConfig\.{name} must be an integer >= 1, got 0"):
+            RBMConfig(**{name: 0})
+
+
+def test_rbm_sigma_is_one_positive_finite_number_or_one_per_visible_unit_kept_as_a_float_buffer():
+    config = RBMConfig(visible=2, sigma=[0.5, 2])
+    assert config.sigma == (0.5, 2) and hash(config) == hash(RBMConfig(visible=2, sigma=(0.5, 2)))
+    for sigma in ((0.5, 2), (1, 2), 2):  # ints too: a float buffer, so that .double() converts it with W
+        built = RBMConfig(visible=2, sigma=sigma).build()
+        assert built.sigma.dtype == torch.float32 and built.double().sigma.dtype == torch.float64
+    for bad in ([1.0], [1.0, 2.0, 3.0], [1.0, 0.0], [1.0, -1.0], [1.0, math.inf], [1.0, math.nan], [1.0, True]):
+        with pytest.raises(ValueError, match=r"RBMConfig\.sigma must be one positive finite float or 2 of them"):
+            RBMConfig(visible=2, sigma=bad)
+    for bad in (0.0, -1.0, math.inf, True):
+        with pytest.raises(ValueError, match=r"RBMConfig\.sigma"):
+            RBMConfig(sigma=bad)
+
+
+def test_standardize_divides_by_the_unbiased_std_down_to_two_pixels():
+    v, m, s = standardize(torch.tensor([[0.0, 1.0]]))
+    assert s.item() == pytest.approx(torch.tensor([0.0, 1.0]).std().item()) and m.item() == 0.5
+    torch.testing.assert_close(v, torch.tensor([[-0.5, 0.5]]) / s)
+    v, _, s = standardize(torch.tensor([[0.25]]))  # one pixel: no spread, s floored at eps and v = 0
+    assert s.item() == pytest.approx(1e-6) and v.item() == 0.0
+
+
+def test_rbm_samplers_draw_in_the_dtype_and_on_the_device_of_their_input():
+    rbm = _rbm64()
+    p = torch.rand(4, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    # h = 1[u < p], u from the same generator state as p: u = p exactly, so all 0; just above p, all 1
+    assert torch.equal(rbm.sample_bernoulli(p, torch.Generator().manual_seed(5)), torch.zeros_like(p))
+    above = p.nextafter(torch.ones_like(p))
+    assert torch.equal(rbm.sample_bernoulli(above, torch.Generator().manual_seed(5)), torch.ones_like(p))
+    mean = _v0(4)
+    eps = torch.randn(4, 6, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    torch.testing.assert_close(rbm.sample_gaussian(mean, torch.Generator().manual_seed(6)), mean + rbm.sigma * eps,
+                               rtol=0, atol=1e-15)  # v = mean + sigma * eps
+    rbm.to(META)
+    for out in (rbm.sample_bernoulli(p.to(META), torch.Generator()), rbm.sample_gaussian(mean.to(META), torch.Generator())):
+        assert out.device == META and out.dtype == torch.float64
+
+
+def test_noise_factor_is_the_cholesky_factor_of_w_w_transpose_and_says_when_it_fails():
+    W = _rbm64().W.detach()
+    gram = W @ W.T
+    for on_device in (False, True):  # W W^T positive definite: its own factor on both routes, no jitter
+        L, fallback = RBM.noise_factor(gram, on_device)
+        assert torch.equal(L, torch.linalg.cholesky(gram)) and fallback.dtype == torch.float64 and fallback.item() == 0
+    for row in (0, 1):  # a hidden unit with no weights: W W^T singular; Cholesky fails at minor row + 1
+        singular = W.clone()
+        singular[row] = 0.0
+        gram = singular @ singular.T
+        L, fallback = RBM.noise_factor(gram, False)
+        assert L is None and fallback.dtype == torch.float64 and fallback.item() == 1.0
+        L, fallback = RBM.noise_factor(gram, True)
+        delta = 1e-6 * gram.trace() / 3 + 1e-12
+        torch.testing.assert_close(L @ L.T, gram + delta * torch.eye(3, dtype=torch.float64), rtol=0, atol=1e-14)
+        assert fallback.item() == 1.0 and torch.equal(L, L.tril())
+    L, fallback = RBM.noise_factor(gram.to(META), True)  # decided on the device: nothing read back
+    assert L.device == fallback.device == META
+
+
+def _collapsed_by_hand(rbm: RBM, v0: torch.Tensor, k: int, gen: torch.Generator, L: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(E[v | h_{k-1}], v_k) of the collapsed chain in float64, its draws in the sampler's order:
+    a_0 = alpha + W u_0;  h_t = 1[r_t < sigmoid(a_t)], r ~ U;  a_{t+1} = alpha + W c + (W W^T) h_t + L z_t."""
+    W, s, b, alpha = (t.detach() for t in (rbm.W, rbm.sigma, rbm.b, rbm.alpha))
+    f64 = torch.float64
+    a = alpha + (v0 / s) @ W.T
+    for _ in range(k - 1):
+        h = (torch.rand(a.shape, generator=gen, dtype=f64) < torch.sigmoid(a)).to(f64)
+        a = alpha + W @ (b / s) + h @ (W @ W.T) + torch.randn(h.shape, generator=gen, dtype=f64) @ L.T
+    h = (torch.rand(a.shape, generator=gen, dtype=f64) < torch.sigmoid(a)).to(f64)
+    mean = b + s * (h @ W)
+    return mean, mean + s * torch.randn(mean.shape, generator=gen, dtype=f64)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_the_collapsed_chain_is_its_recursion_by_hand_on_the_same_generator(k):
+    """The default sampler for k > 1 and F < D; k - 1 collapsed steps, then h_{k-1} and v_k."""
+    rbm, v0 = _rbm64(), _v0()
+    chain = rbm.gibbs_chain(v0, k, torch.Generator().manual_seed(7))
+    W = rbm.W.detach()
+    mean, v = _collapsed_by_hand(rbm, v0, k, torch.Generator().manual_seed(7), torch.linalg.cholesky(W @ W.T))
+    torch.testing.assert_close(chain.mean_k, mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(chain.v_k, v, rtol=0, atol=1e-12)
+    assert chain.fallback.dtype == torch.float64 and chain.fallback.item() == 0.0
+
+
+def test_the_device_route_runs_the_collapsed_chain_with_the_jittered_factor_when_cholesky_fails():
+    rbm, v0 = _rbm64(), _v0()
+    with torch.no_grad():
+        rbm.W[1] = 0.0
+    W = rbm.W.detach()
+    gram = W @ W.T
+    L = torch.linalg.cholesky(gram + (1e-6 * gram.trace() / 3 + 1e-12) * torch.eye(3, dtype=torch.float64))
+    chain = rbm.gibbs_chain(v0, 3, torch.Generator().manual_seed(8), device_fallback=True)
+    mean, v = _collapsed_by_hand(rbm, v0, 3, torch.Generator().manual_seed(8), L)
+    torch.testing.assert_close(chain.v_k, v, rtol=0, atol=1e-12)
+    assert chain.fallback.item() == 1.0
+    # a one-step chain needs no factor: nothing falls back, even when asked for the collapsed sampler
+    assert rbm.gibbs_chain(v0, 1, torch.Generator(), collapsed=True, device_fallback=True).fallback.item() == 0.0
+
+
+def test_the_default_sampler_is_the_plain_chain_unless_there_are_fewer_hidden_than_visible_units():
+    rbm, v0 = _rbm64(hidden=6), _v0()  # F = D
+    default = rbm.gibbs_chain(v0, 3, torch.Generator().manual_seed(4))
+    plain = rbm.gibbs_chain(v0, 3, torch.Generator().manual_seed(4), collapsed=False)
+    assert torch.equal(default.v_k, plain.v_k) and torch.equal(default.mean_k, plain.mean_k)
+
+
+@pytest.mark.parametrize("collapsed", [False, True])
+def test_the_chain_stays_on_the_device_of_its_input_and_reads_nothing_back(collapsed):
+    rbm = _rbm64().to(META)
+    chain = rbm.gibbs_chain(torch.zeros(4, 6, dtype=torch.float64, device=META), 3, torch.Generator().manual_seed(1),
+                            collapsed=collapsed)
+    assert all(t.device == META and t.dtype == torch.float64 and t.shape == s
+               for t, s in zip(chain, [(4, 6), (4, 6), (4, 3), ()]))
+
+
+def test_a_half_precision_cvae_appends_its_one_hot_classes_in_its_own_dtype():
+    torch.manual_seed(0)
+    model = VAEConfig(conditional=True).build().to(torch.bfloat16)
+    x = torch.rand(3, 784).to(torch.bfloat16)
+    for c in (torch.tensor([0, 4, 9]), torch.eye(10)[[0, 4, 9]]):  # labels, and float32 one-hot rows
+        logits, mu, _ = model(x, c, generator=torch.Generator().manual_seed(1))
+        assert logits.dtype == mu.dtype == torch.bfloat16 and logits.shape == (3, 784)

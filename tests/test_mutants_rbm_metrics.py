@@ -358,3 +358,18 @@ def test_the_p_v_check_holds_the_other_visibles_at_the_first_test_point(monkeypa
     assert got[1] == pytest.approx(p_v, rel=1e-12)
     assert got[2] == pytest.approx(np.abs(c * v[:, 0] * v[:, 1]).max(), rel=1e-12)  # FE misses the coupling
     assert got[0] < 1e-12  # p(h | v) is unaffected: the coupling does not involve h
+
+
+def test_reconstruction_mse_defaults_to_batches_of_128_and_seed_0():
+    """The pixel MSE of the parts by hand: batches of 128 and 2, each standardised on its own, chain draws
+    from one generator seeded 0."""
+    model, x = tiny_rbm(), images(130)
+    flat = x.flatten(1).double().numpy()
+    gen = torch.Generator().manual_seed(0)
+    squared = {"chain": 0.0, "meanfield": 0.0}
+    for start in (0, 128):
+        batch = flat[start:start + 128]
+        squared["meanfield"] += ((by_hand_meanfield(model, batch) - batch) ** 2).sum()
+        squared["chain"] += ((by_hand_chain_k1(model, batch, gen) - batch) ** 2).sum()
+    got = metrics.reconstruction_mse(model, x)
+    assert got == pytest.approx({name: total / flat.size for name, total in squared.items()}, rel=1e-6)

@@ -217,25 +217,37 @@ class RBM(GenerativeModel):
         with no_autocast(v.device):  # a caller's bf16 autocast would round the chain's matmuls: fp32 here
             return self._gibbs_chain(v, k, generator, collapsed, device_fallback)
 
+    @staticmethod
+    def noise_factor(gram: torch.Tensor, on_device: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(L, fallback) for the collapsed chain's pre-activation noise, ``gram`` = W W^T (F, F).
+
+        L is the Cholesky factor, L L^T = W W^T, and ``fallback`` (0-d, dtype of ``gram``) is 0. When the
+        factorisation fails (W W^T singular to working precision) ``fallback`` is 1 and L is
+        ``None`` with ``on_device=False`` (the caller runs the plain chain), or, with ``on_device=True``, the
+        factor of W W^T + delta I, delta = 1e-6 * mean_j (W W^T)_jj + 1e-12, chosen by ``torch.where`` on the
+        factorisation's status so that no value is read back to the host.
+        """
+        chol, info = torch.linalg.cholesky_ex(gram)
+        fallback = (info != 0).to(gram.dtype)
+        if on_device:
+            delta = 1e-6 * gram.diagonal().mean() + 1e-12
+            jitter = delta * torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)  # (F, F)
+            return torch.where(info == 0, chol, torch.linalg.cholesky_ex(gram + jitter)[0]), fallback
+        return (chol if int(info) == 0 else None), fallback  # on the CPU reading the status costs nothing
+
     def _gibbs_chain(self, v: torch.Tensor, k: int, generator: torch.Generator | None, collapsed: bool | None,
                      device_fallback: bool | None) -> GibbsChain:
         """:meth:`gibbs_chain`'s body (autocast off)."""
         W = self.W
-        collapsed = (k > 1 and self.hidden < self.visible) if collapsed is None else collapsed
+        collapsed = self.hidden < self.visible if collapsed is None else collapsed  # read only when k > 1
         u = v / self.sigma
         c = self.b / self.sigma  # the visible bias in u units
         logits_0 = torch.addmm(self.alpha, u, W.t())  # (B, D) @ (D, F) -> (B, F)
         chol, fallback = None, torch.zeros((), device=v.device, dtype=v.dtype)
         if collapsed and k > 1:
             gram = W @ W.t()  # (F, D) @ (D, F) -> (F, F), the covariance of W eps
-            chol, info = torch.linalg.cholesky_ex(gram)
-            fallback = (info != 0).to(v.dtype)
-            if device_fallback if device_fallback is not None else v.device.type != "cpu":
-                jitter = (1e-6 * gram.diagonal().mean() + 1e-12) * torch.eye(self.hidden, device=v.device,
-                                                                              dtype=gram.dtype)
-                chol = torch.where(info == 0, chol, torch.linalg.cholesky_ex(gram + jitter)[0])
-            elif int(info) != 0:  # on the CPU: no queue to stall; not positive definite -> the plain chain
-                chol = None
+            on_device = device_fallback if device_fallback is not None else v.device.type != "cpu"
+            chol, fallback = self.noise_factor(gram, on_device)
         logits = logits_0
         if chol is not None:
             shift = torch.addmv(self.alpha, W, c)  # alpha + W c, (F,)
