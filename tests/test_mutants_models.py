@@ -369,6 +369,28 @@ def _collapsed_by_hand(rbm: RBM, v0: torch.Tensor, k: int, gen: torch.Generator,
     return mean, mean + s * torch.randn(mean.shape, generator=gen, dtype=f64)
 
 
+def _plain_by_hand(rbm: RBM, v0: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(E[v | h_{k-1}], v_k) of the literal chain in float64: h_t = 1[r_t < sigmoid(alpha + W v_t / sigma)],
+    v_{t+1} = b + sigma (W^T h_t + eps_t)."""
+    W, s, b, alpha = (t.detach() for t in (rbm.W, rbm.sigma, rbm.b, rbm.alpha))
+    v = v0
+    for _ in range(k):
+        a = alpha + (v / s) @ W.T
+        h = (torch.rand(a.shape, generator=gen, dtype=torch.float64) < torch.sigmoid(a)).to(torch.float64)
+        mean = b + s * (h @ W)
+        v = mean + s * torch.randn(mean.shape, generator=gen, dtype=torch.float64)
+    return mean, v
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_the_plain_chain_is_its_recursion_by_hand_in_float64(k):
+    rbm, v0 = _rbm64(), _v0()
+    chain = rbm.gibbs_chain(v0, k, torch.Generator().manual_seed(3), collapsed=False)
+    mean, v = _plain_by_hand(rbm, v0, k, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(chain.mean_k, mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(chain.v_k, v, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("k", [2, 3, 5])
 def test_the_collapsed_chain_is_its_recursion_by_hand_on_the_same_generator(k):
     """The default sampler for k > 1 and F < D; k - 1 collapsed steps, then h_{k-1} and v_k."""

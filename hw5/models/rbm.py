@@ -230,9 +230,9 @@ class RBM(GenerativeModel):
         chol, info = torch.linalg.cholesky_ex(gram)
         fallback = (info != 0).to(gram.dtype)
         if on_device:
-            delta = 1e-6 * gram.diagonal().mean() + 1e-12
-            jitter = delta * torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)  # (F, F)
-            return torch.where(info == 0, chol, torch.linalg.cholesky_ex(gram + jitter)[0]), fallback
+            jittered = gram.clone()
+            jittered.diagonal().add_(1e-6 * gram.diagonal().mean() + 1e-12)  # W W^T + delta I
+            return torch.where(info == 0, chol, torch.linalg.cholesky_ex(jittered)[0]), fallback
         return (chol if int(info) == 0 else None), fallback  # on the CPU reading the status costs nothing
 
     def _gibbs_chain(self, v: torch.Tensor, k: int, generator: torch.Generator | None, collapsed: bool | None,
