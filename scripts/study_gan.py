@@ -73,6 +73,9 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.held_out < args.images <= 60_000:
         parser.error(f"need 0 < --held-out < --images <= 60000, got {args.held_out} and {args.images}")
+    if args.samples < 1000 or args.samples % 1000:  # checked here, not after hours of training
+        parser.error(f"--samples must be a positive multiple of 1000 (samples are drawn 1,000 per seed), got "
+                     f"{args.samples}")
     settings = hw5.Settings.from_env()  # HW5_DATA / HW5_CACHE: where MNIST is; HW5_DEVICE unless --device
     if args.device is not None:
         settings = settings.replace(device=get_device(args.device))

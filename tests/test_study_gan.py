@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "study_gan.py"
-SMALL = ["--device", "cpu", "--precision", "fp32", "--epochs", "2", "--images", "800", "--held-out", "200",
-         "--samples", "1000", "--per-digit", "10", "--test", "500"]
+SMALL = ["--device", "cpu", "--precision", "fp32", "--epochs", "2", "--images", "300", "--held-out", "100",
+         "--samples", "1000", "--per-digit", "5", "--test", "200"]
 
 
 @pytest.mark.slow
@@ -38,4 +38,11 @@ def test_study_refuses_a_held_out_set_as_large_as_the_training_images(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--images", "500", "--held-out", "500", "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "need 0 < --held-out < --images <= 60000" in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_study_refuses_a_sample_count_that_is_not_a_multiple_of_1000_before_it_trains(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--samples", "1500", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--samples must be a positive multiple of 1000" in done.stderr and "1500" in done.stderr
     assert not any(tmp_path.iterdir())
