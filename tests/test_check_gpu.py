@@ -79,6 +79,7 @@ def _notebooks(folder: Path) -> tuple[Path, Path]:
     return good, bad
 
 
+@pytest.mark.slow
 def test_check_gpu_on_the_cpu_counts_the_tests_and_cells_that_passed(tmp_path):
     """One unit test and the two notebooks with scripts/run_notebooks.py (the GPU machine's runner: no Jupyter
     there), which stops a notebook at its failing cell: 1/1 tests, 2 + 1 of 2 + 3 cells, the CPU named, exit 1."""

@@ -127,11 +127,11 @@ def test_auto_precision_is_bf16_on_gpus_and_fp32_on_cpus():
 
 @pytest.fixture(scope="module")
 def few_digits() -> torch.Tensor:
-    return data.load("MNIST", "train")[0][:300]
+    return data.load("MNIST", "train")[0][:150]  # 3 steps of 50: the loop's bookkeeping, not learning
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(few_digits, tmp_path):
-    config = GANTraining(batch_size=100)
+    config = GANTraining(batch_size=50)
     straight, hist = train_gan(few_digits, config, 2, run_dir=tmp_path / "a", device="cpu", show_progress=False)
     train_gan(few_digits, config, 1, run_dir=tmp_path / "b", device="cpu", show_progress=False)  # "interrupted" here
     resumed, hist_b = train_gan(few_digits, config, 2, run_dir=tmp_path / "b", device="cpu", show_progress=False)
@@ -144,13 +144,13 @@ def test_resume_after_interruption_equals_uninterrupted_run(few_digits, tmp_path
 
 
 def test_checkpoint_of_another_config_is_refused(few_digits, tmp_path):
-    train_gan(few_digits, GANTraining(batch_size=100), 1, run_dir=tmp_path, device="cpu", show_progress=False)
-    with pytest.raises(ValueError, match="(?s)saved with config.*'batch_size': 100.*loaded with config.*'batch_size': 150"):
-        train_gan(few_digits, GANTraining(batch_size=150), 2, run_dir=tmp_path, device="cpu", show_progress=False)
+    train_gan(few_digits, GANTraining(batch_size=50), 1, run_dir=tmp_path, device="cpu", show_progress=False)
+    with pytest.raises(ValueError, match="(?s)saved with config.*'batch_size': 50.*loaded with config.*'batch_size': 75"):
+        train_gan(few_digits, GANTraining(batch_size=75), 2, run_dir=tmp_path, device="cpu", show_progress=False)
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(few_digits, tmp_path, monkeypatch):
-    config = GANTraining(batch_size=100)
+    config = GANTraining(batch_size=50)
     train_gan(few_digits, config, 1, run_dir=tmp_path, device="cpu", show_progress=False)
     good = load_checkpoint(tmp_path, {"generator": Generator(), "discriminator": Discriminator()})
 
@@ -188,9 +188,9 @@ def test_config_validates_averaging_and_selection(few_digits):
     assert "ema_decay" not in GANTraining().identity() and "keep_best" not in GANTraining().identity()
     assert GANTraining(ema_decay=0.99, keep_best=True).identity()["ema_decay"] == 0.99
     with pytest.raises(ValueError, match="keep_best=True selects an epoch"):
-        train_gan(few_digits, GANTraining(batch_size=100, keep_best=True), 1, device="cpu", show_progress=False)
+        train_gan(few_digits, GANTraining(batch_size=50, keep_best=True), 1, device="cpu", show_progress=False)
     with pytest.raises(ValueError, match="judge and held_out go together"):
-        train_gan(few_digits, GANTraining(batch_size=100), 1, device="cpu", show_progress=False, judge=Classifier())
+        train_gan(few_digits, GANTraining(batch_size=50), 1, device="cpu", show_progress=False, judge=Classifier())
 
 
 @pytest.fixture(scope="module")
@@ -205,10 +205,10 @@ def ema_run(few_digits, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(policies, "update_average", capturing)
-        averaged, _ = train_gan(few_digits, GANTraining(batch_size=100, ema_decay=0.5), 1, device="cpu",
+        averaged, _ = train_gan(few_digits, GANTraining(batch_size=50, ema_decay=0.5), 1, device="cpu",
                                 show_progress=False)
     folder = tmp_path_factory.mktemp("default")
-    plain, _ = train_gan(few_digits, GANTraining(batch_size=100), 1, run_dir=folder, device="cpu", show_progress=False)
+    plain, _ = train_gan(few_digits, GANTraining(batch_size=50), 1, run_dir=folder, device="cpu", show_progress=False)
     return averaged, captured, plain, folder
 
 
@@ -236,7 +236,7 @@ def test_averaging_leaves_the_training_trajectory_and_default_checkpoint_unchang
     assert _equal_states(averaged.discriminator, plain.discriminator)
     saved = load_checkpoint(folder, {"generator": Generator(), "discriminator": Discriminator()})
     assert saved["modules"] == ["discriminator", "generator"]
-    assert saved["config"] == GANTraining(batch_size=100).identity() and "model" not in saved["config"]
+    assert saved["config"] == GANTraining(batch_size=50).identity() and "model" not in saved["config"]
 
 
 def test_averaged_generator_batch_norm_statistics_are_recomputed_for_its_weights(ema_run):
@@ -250,7 +250,7 @@ def test_averaged_generator_batch_norm_statistics_are_recomputed_for_its_weights
     with torch.no_grad():
         copy.train()
         for _ in range(gan_loop.BN_BATCHES):
-            copy(torch.randn(100, 100, generator=noise))
+            copy(torch.randn(50, 100, generator=noise))  # batches of the config's batch_size
     for hook in hooks:
         hook.remove()
     kept = [m for m in averaged.generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -307,7 +307,7 @@ def test_resume_with_averaging_and_selection_is_bit_exact(few_digits, tmp_path):
 
 
 def test_keep_best_returns_the_epoch_with_the_lowest_train_split_estimate(few_digits, monkeypatch):
-    images, held_out, classifier = few_digits[:100], few_digits[-200:], _judge()
+    images, held_out, classifier = few_digits[:50], few_digits[-100:], _judge()
     scripted = iter([1.0, 9.0, 9.0, 3.0, 0.5, 4.0])  # (raw, averaged) per epoch: the averaged G of epoch 2 wins
     references = []
 
@@ -321,12 +321,12 @@ def test_keep_best_returns_the_epoch_with_the_lowest_train_split_estimate(few_di
 
     monkeypatch.setattr(hw5.metrics.gan, "fd_estimate", scripted_estimate)
     monkeypatch.setattr(data, "load", no_test_split)
-    config = GANTraining(batch_size=100, ema_decay=0.5, keep_best=True)
+    config = GANTraining(batch_size=50, ema_decay=0.5, keep_best=True)
     kept, hist = train_gan(images, config, 3, device="cpu", show_progress=False, judge=classifier, held_out=held_out)
     assert hist["fd_estimate_raw"] == [1.0, 9.0, 0.5] and hist["fd_estimate_ema"] == [9.0, 3.0, 4.0]
     assert hist["kept_epoch"] == 2
     assert all(torch.equal(r, judge(classifier, held_out)[0]) for r in references)
-    two_epochs, _ = train_gan(images, GANTraining(batch_size=100, ema_decay=0.5), 2, device="cpu", show_progress=False)
+    two_epochs, _ = train_gan(images, GANTraining(batch_size=50, ema_decay=0.5), 2, device="cpu", show_progress=False)
     assert _equal_states(kept.generator, two_epochs.generator), "the averaged G as it was after epoch 2"
 
 

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ["HW5_DATA"]) if os.environ.get("HW5_DATA") else REPO.parent / "shared" / "data"
 
 
+@pytest.mark.slow
 def test_an_installed_hw5_used_from_another_folder_writes_nothing_into_site_packages(tmp_path):
     """pip install --target (a non-editable install) of this checkout; import it with PYTHONPATH from an
     unrelated folder, load a dataset and shipped weights, train one epoch of each family into a folder of the
