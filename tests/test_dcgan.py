@@ -131,10 +131,10 @@ def few_digits() -> torch.Tensor:
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(few_digits, tmp_path):
-    config = GANTraining(batch_size=50)
-    straight, hist = train_gan(few_digits, config, 2, run_dir=tmp_path / "a", device="cpu", show_progress=False)
-    train_gan(few_digits, config, 1, run_dir=tmp_path / "b", device="cpu", show_progress=False)  # "interrupted" here
-    resumed, hist_b = train_gan(few_digits, config, 2, run_dir=tmp_path / "b", device="cpu", show_progress=False)
+    config, images = GANTraining(batch_size=25), few_digits[:75]  # 3 steps an epoch, 4 epochs in all
+    straight, hist = train_gan(images, config, 2, run_dir=tmp_path / "a", device="cpu", show_progress=False)
+    train_gan(images, config, 1, run_dir=tmp_path / "b", device="cpu", show_progress=False)  # "interrupted" here
+    resumed, hist_b = train_gan(images, config, 2, run_dir=tmp_path / "b", device="cpu", show_progress=False)
     for (k, v), w in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(v, w), k
     assert hist["d_loss"] == hist_b["d_loss"] and len(hist["d_loss"]) == 2 * 3
