@@ -128,6 +128,13 @@ class Settings:
         return (f"mode {self.mode}, device {device_description(self.device)}, "
                 f"shipped weights: {self.use_shipped}")
 
+    @property
+    def training_clock(self) -> str:
+        """Whose wall clock a training time read from a history is, for the line that prints it: the
+        history of shipped weights is the one their training run recorded (on the machine that trained them);
+        any other history was recorded by this run, on this machine."""
+        return "the shipped weights' training run" if self.use_shipped else "this machine"
+
     def _folder(self, kind: str, problem: int) -> Path:
         sub = "quick" if self.quick else "shipped" if self.use_shipped and kind == "figures" else None
         path = self.out / kind / sub / f"problem{problem}" if sub else self.out / kind / f"problem{problem}"

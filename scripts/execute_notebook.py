@@ -83,6 +83,13 @@ STAMP_KEYS = ("mode", "device", "torch", "commit")
 MACHINE_PATH = re.compile(r"(?<![\w.~-])(?:/home/|/Users/|/root/|/tmp/|/var/folders/|/private/var/|/work/|/mnt/"
                           r"|/scratch/|[A-Za-z]:\\\\?Users\\)")
 
+# A wall-clock time or a thread count in an output line, and the words that say whose it is. Such numbers change
+# from machine to machine, so no answer may rest on them and each line that shows one says which machine it is
+# from: "this machine" (measured in this execution, or a history this execution trained), "the machine this
+# notebook ran on", or "the shipped weights' training run" (a history read with the shipped weights).
+CLOCK_READING = re.compile(r"(?<![\w.])\d[\d,.]*\s?(?:ms|s|sec|seconds?|min|minutes?|hours?)\b|\bthreads?\b")
+CLOCK_OWNER = re.compile(r"this machine|the machine this notebook ran on|the shipped weights' training run")
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Stamps and their check: plain JSON dicts, standard library only.
@@ -169,7 +176,8 @@ def check_notebook(nb: Mapping[str, Any], name: str, modes: Sequence[str] = MODE
     Checked: the notebook's ``metadata["hw5"]`` holds a mode from ``modes`` and non-empty device, torch and
     commit; every code cell is non-empty, carries ``metadata["hw5"]["source_sha256"]`` equal to the SHA-256 of
     its current source (so a cell edited after the execution fails) and has execution count k, k = 1..N over
-    the code cells in order; no output contains a machine's absolute path (see ``MACHINE_PATH``). Each
+    the code cells in order; no output contains a machine's absolute path (see ``MACHINE_PATH``), and every
+    output line that shows a wall-clock time or a thread count says whose it is (see ``CLOCK_OWNER``). Each
     message names the notebook, the cell (position among all cells, and among code cells) and the command
     that re-executes it.
     """
@@ -216,6 +224,13 @@ def check_notebook(nb: Mapping[str, Any], name: str, modes: Sequence[str] = MODE
                     problems.append(f"{where}: an output shows a machine path ({line.strip()[:100]!r}); print "
                                     f"paths relative to the repository, then {fix}")
                     break
+                for line in text.splitlines():
+                    if CLOCK_READING.search(line) and not CLOCK_OWNER.search(line):
+                        problems.append(f"{where}: an output shows a wall-clock time or a thread count without "
+                                        f"saying whose ({line.strip()[:100]!r}); mark it as this machine's (or, "
+                                        f"read from a shipped history, as the shipped weights' training run's), "
+                                        f"then {fix}")
+                        break
     if code_total > 1 and len(unstamped) == code_total:  # one line, not one per cell, for an unstamped notebook
         problems = [p for p in problems if p not in unstamped]
         problems.insert(1 if not isinstance(stamp, dict) else 0,

@@ -157,6 +157,29 @@ def test_relative_paths_and_urls_in_outputs_pass():
     assert runner.check_notebook(nb, "problem2_rbm.ipynb") == []
 
 
+@pytest.mark.parametrize("text", ["30 epochs, 174.8 min of training\n", "IWAE bounds: VAE 453 s, C-VAE 560 s\n",
+                                  "a chain: 5.40 ms\n", "mode full, device cpu (2 threads)\n",
+                                  "done\ntook 3 hours\n", "12s per epoch\n", "1,162 seconds\n"])
+def test_an_output_with_a_time_or_a_thread_count_that_says_not_whose_fails(text):
+    nb = _stamped()
+    nb["cells"][2]["outputs"].append({"output_type": "stream", "name": "stdout", "text": text})
+    (problem,) = runner.check_notebook(nb, "problem2_rbm.ipynb")
+    line = text.strip().splitlines()[-1]
+    assert (f"cell 3/4 (code cell 2/3, 'print(x)'): an output shows a wall-clock time or a thread count without "
+            f"saying whose ({line!r}); mark it as this machine's") in problem
+
+
+@pytest.mark.parametrize("text", ["IWAE bounds: VAE 453 s, C-VAE 560 s (this machine)\n",
+                                  "mode full, device cpu (2 threads) | device and threads: the machine this notebook "
+                                  "ran on\n", "97 min of training (the shipped weights' training run)\n",
+                                  "plain 5.40 ms (this machine's cpu)\n",
+                                  "25 epochs, 6 samples, 10 steps, mu = W21 h + b21, sigma 0.5, 10,000 images\n"])
+def test_times_and_thread_counts_that_say_whose_and_lines_without_any_pass(text):
+    nb = _stamped()
+    nb["cells"][2]["outputs"].append({"output_type": "stream", "name": "stdout", "text": text})
+    assert runner.check_notebook(nb, "problem2_rbm.ipynb") == []
+
+
 def test_stamp_refuses_an_incomplete_or_unknown_provenance():
     with pytest.raises(ValueError, match="non-empty strings for exactly"):
         runner.stamp_notebook(_notebook(), {**PROVENANCE, "commit": ""})

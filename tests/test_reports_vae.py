@@ -59,8 +59,10 @@ def test_problem3_metrics_gathers_every_section():
     assert metrics["sweep"] == {"epochs": 2, "best_val": {"relu": 240.0, "elu": 242.0}, "chosen": "relu"}
     assert metrics["variants_best_val"] == {"vae": {"plain": 239.0, "averaged": 238.0}}
     assert metrics["train_seconds"] == {"vae": 3.0, "cvae": 3.0} and metrics["classifier"] == {"test_acc": 0.92}
-    summary = R.training_table({"vae": cfg}, {"vae": hist}, {"vae": {"plain": [239.0], "averaged": [238.0]}})
-    assert summary.startswith("VAE   kept the averaged iterates: 2 epochs, best validation 240.00 nats at epoch 2")
+    summary = R.training_table({"vae": cfg}, {"vae": hist}, {"vae": {"plain": [239.0], "averaged": [238.0]}},
+                               clock="this machine")
+    assert summary == ("VAE   kept the averaged iterates: 2 epochs, best validation 240.00 nats at epoch 2, 0 min of "
+                       "training (this machine); best validation of each variant: plain 239.00, averaged 238.00")
 
 
 def test_the_sweep_winner_is_chosen_once_and_marked_by_the_table_and_the_record():

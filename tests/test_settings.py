@@ -53,6 +53,12 @@ def test_quick_mode_always_trains_and_folders_never_overwrite_a_full_run(tmp_pat
         Settings(quick=True, use_shipped=True)
 
 
+def test_a_training_time_is_marked_as_this_machines_unless_it_is_the_shipped_weights_record():
+    assert Settings.from_env({}).training_clock == "this machine"
+    assert Settings.from_env({"HW5_QUICK": "1"}).training_clock == "this machine"
+    assert Settings.from_env({"HW5_USE_SHIPPED": "1"}).training_clock == "the shipped weights' training run"
+
+
 @pytest.mark.skipif(SOURCE_ROOT is None, reason="needs a source checkout")
 def test_a_full_run_in_the_checkout_exports_the_shipped_weights():
     assert Settings(out=SOURCE_ROOT).weights_dir() == SHIPPED_WEIGHTS

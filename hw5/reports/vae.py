@@ -108,14 +108,15 @@ def style_table(r2: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def training_table(configs: dict, histories: dict, variants: dict[str, dict[str, list[float]]]) -> str:
-    """One line per model: the kept variant, epochs, best validation loss and epoch, training minutes, and
-    the best validation loss of each variant."""
+def training_table(configs: dict, histories: dict, variants: dict[str, dict[str, list[float]]], clock: str) -> str:
+    """One line per model: the kept variant, epochs, best validation loss and epoch, training minutes (marked
+    with ``clock``, whose wall clock they are: :attr:`hw5.settings.Settings.training_clock`), and the best
+    validation loss of each variant."""
     lines = []
     for k, h in histories.items():
         lines.append(f"{_label(k):5s} kept the {'averaged' if configs[k].ema_decay else 'plain'} iterates: "
                      f"{len(h['val_neg_elbo'])} epochs, best validation {h['best_val_loss']:.2f} nats at epoch "
-                     f"{h['best_epoch']}, {sum(h['epoch_seconds']) / 60:.0f} min of training; best validation of "
+                     f"{h['best_epoch']}, {sum(h['epoch_seconds']) / 60:.0f} min of training ({clock}); best validation of "
                      "each variant: " + ", ".join(f"{v} {min(c):.2f}" for v, c in variants[k].items()))
     return "\n".join(lines)
 
